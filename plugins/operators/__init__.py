@@ -1,0 +1,20 @@
+"""Airflow operators: thin shells that read context and connections, then call the core."""
+
+from operators.code42_sync import (
+    Code42ExtractOperator,
+    Code42ReferenceOperator,
+    SyncAuditOperator,
+    WarehouseLoadOperator,
+    WarehouseSchemaOperator,
+)
+from operators.warehouse_hook import WAREHOUSE_ASSET, WarehouseHook
+
+__all__ = [
+    "WAREHOUSE_ASSET",
+    "Code42ExtractOperator",
+    "Code42ReferenceOperator",
+    "SyncAuditOperator",
+    "WarehouseHook",
+    "WarehouseLoadOperator",
+    "WarehouseSchemaOperator",
+]

@@ -1,0 +1,28 @@
+"""Daily refresh of Code42 reference data: alert rules (mirrored) and the full actor list."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag
+
+from operators import Code42ReferenceOperator, WarehouseSchemaOperator
+
+
+@dag(
+    dag_id="code42_reference",
+    schedule="@daily",
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["code42", "securitycoach"],
+    doc_md=__doc__,
+)
+def code42_reference():
+    schema = WarehouseSchemaOperator(task_id="ensure_schema")
+    rules = Code42ReferenceOperator(task_id="refresh_alert_rules", what="alert_rules")
+    actors = Code42ReferenceOperator(task_id="refresh_actors", what="actors")
+    schema >> [rules, actors]
+
+
+code42_reference()

@@ -1,0 +1,26 @@
+"""Where the project's files live: include/ (SQL, config) and the embedded data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def project_root() -> Path:
+    """The checkout (or image directory) holding include/ and data/."""
+    return Path(os.environ.get("SECURITYCOACH_HOME", _REPO_ROOT))
+
+
+def include_dir() -> Path:
+    return project_root() / "include"
+
+
+def sql_dir() -> Path:
+    return include_dir() / "sql"
+
+
+def data_dir() -> Path:
+    """The embedded default's data folder (SQLite warehouse, reports)."""
+    return Path(os.environ.get("SECURITYCOACH_DATA_DIR", project_root() / "data"))

@@ -1,0 +1,191 @@
+"""Warehouse tables, declared once as SQLAlchemy Core metadata.
+
+This module is the single source of the table layout: DDL is generated from it per dialect
+(TIMESTAMP WITH TIME ZONE and JSONB on PostgreSQL; ISO text and JSON text on SQLite), and the
+loaders build their dialect upserts from the same ``Table`` objects. Views and report queries
+live in ``include/sql``.
+
+Every row carries ``tenant_id`` (the Code42 ``tenantUid``) so several integrations can share one
+warehouse and one can be deleted alone. Facts are keyed on Code42 ids + tenant.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Ts = sa.DateTime(timezone=True)
+
+
+def _tenant() -> sa.Column:
+    return sa.Column("tenant_id", sa.String(64), primary_key=True)
+
+
+schema_version = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("applied_at", Ts, nullable=False),
+)
+
+# Raw pages as the API returned them, one row per item and extraction run. The load task reads
+# them back; a rerun of the same run key replaces them.
+staging_record = sa.Table(
+    "stg_code42_record",
+    metadata,
+    _tenant(),
+    sa.Column("run_key", sa.String(250), primary_key=True),
+    sa.Column("stream", sa.String(32), primary_key=True),
+    sa.Column("record_id", sa.String(128), primary_key=True),
+    sa.Column("cursor_value", Ts, nullable=True),
+    sa.Column("payload", Json, nullable=False),
+)
+
+code42_session = sa.Table(
+    "code42_session",
+    metadata,
+    _tenant(),
+    sa.Column("session_id", sa.String(128), primary_key=True),
+    sa.Column("actor_id", sa.String(128)),
+    sa.Column("actor_name", sa.Text),
+    sa.Column("user_id", sa.String(128)),
+    sa.Column("type", sa.String(64)),
+    sa.Column("begin_time", Ts, nullable=False),
+    sa.Column("end_time", Ts),
+    sa.Column("first_observed", Ts),
+    sa.Column("last_updated", Ts, nullable=False),
+    sa.Column("state", sa.String(32)),
+    sa.Column("risk_score", sa.Integer),
+    sa.Column("severity", sa.Integer),
+    sa.Column("no_risk_events", sa.Integer),
+    sa.Column("low_events", sa.Integer),
+    sa.Column("moderate_events", sa.Integer),
+    sa.Column("high_events", sa.Integer),
+    sa.Column("critical_events", sa.Integer),
+    sa.Column("context_summary", sa.Text),
+    sa.Column("exfiltration_summary", sa.Text),
+    sa.Column("raw", Json, nullable=False),
+    sa.Index("ix_code42_session_begin", "tenant_id", "begin_time"),
+    sa.Index("ix_code42_session_actor", "tenant_id", "actor_id"),
+)
+
+code42_session_risk_indicator = sa.Table(
+    "code42_session_risk_indicator",
+    metadata,
+    _tenant(),
+    sa.Column("session_id", sa.String(128), primary_key=True),
+    sa.Column("indicator_id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("weight", sa.Integer),
+    sa.Column("event_count", sa.Integer),
+)
+
+code42_session_alert = sa.Table(
+    "code42_session_alert",
+    metadata,
+    _tenant(),
+    sa.Column("session_id", sa.String(128), primary_key=True),
+    sa.Column("alert_id", sa.String(128), primary_key=True),
+    sa.Column("rule_id", sa.String(128)),
+    sa.Column("rule_name", sa.Text),
+    sa.Column("lesson_id", sa.String(128)),
+)
+
+code42_alert = sa.Table(
+    "code42_alert",
+    metadata,
+    _tenant(),
+    sa.Column("alert_id", sa.String(128), primary_key=True),
+    sa.Column("type", sa.String(64)),
+    sa.Column("created_at", Ts, nullable=False),
+    sa.Column("state", sa.String(32)),
+    sa.Column("state_last_modified_by", sa.Text),
+    sa.Column("state_last_modified_at", Ts),
+    sa.Column("name", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("actor", sa.Text),
+    sa.Column("actor_id", sa.String(128)),
+    sa.Column("target", sa.Text),
+    sa.Column("severity", sa.String(32)),
+    sa.Column("risk_severity", sa.String(32)),
+    sa.Column("rule_id", sa.String(128)),
+    sa.Column("watchlists", Json),
+    sa.Column("raw", Json, nullable=False),
+    sa.Index("ix_code42_alert_created", "tenant_id", "created_at"),
+)
+
+code42_alert_rule = sa.Table(
+    "code42_alert_rule",
+    metadata,
+    _tenant(),
+    sa.Column("rule_id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("description", sa.Text),
+    sa.Column("severity", sa.String(32)),
+    sa.Column("is_enabled", sa.Boolean),
+    sa.Column("is_system_rule", sa.Boolean),
+    sa.Column("source", sa.String(64)),
+    sa.Column("vectors", Json),
+    sa.Column("lesson_id", sa.String(128)),
+    sa.Column("created_at", Ts),
+    sa.Column("modified_at", Ts),
+    sa.Column("raw", Json, nullable=False),
+)
+
+code42_actor = sa.Table(
+    "code42_actor",
+    metadata,
+    _tenant(),
+    sa.Column("actor_id", sa.String(128), primary_key=True),
+    sa.Column("name", sa.Text),
+    sa.Column("alternate_names", Json),
+    sa.Column("first_name", sa.Text),
+    sa.Column("last_name", sa.Text),
+    sa.Column("department", sa.Text),
+    sa.Column("division", sa.Text),
+    sa.Column("title", sa.Text),
+    sa.Column("employee_type", sa.Text),
+    sa.Column("country", sa.Text),
+    sa.Column("locality", sa.Text),
+    sa.Column("manager_actor_id", sa.String(128)),
+    sa.Column("parent_actor_id", sa.String(128)),
+    sa.Column("in_scope", sa.Boolean),
+    sa.Column("start_date", sa.Text),
+    sa.Column("end_date", sa.Text),
+    sa.Column("raw", Json, nullable=False),
+)
+
+# One row per DAG run (and per reference refresh): what the run asked of the API and what it cost.
+# Operational metadata: not part of the row-for-row idempotence promise of the fact tables.
+sync_audit = sa.Table(
+    "sync_audit",
+    metadata,
+    _tenant(),
+    sa.Column("dag_id", sa.String(250), primary_key=True),
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("interval_start", Ts),
+    sa.Column("interval_end", Ts),
+    sa.Column("sessions_from", Ts),
+    sa.Column("pages", sa.Integer, nullable=False),
+    sa.Column("items", sa.Integer, nullable=False),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("retries", sa.Integer, nullable=False),
+    sa.Column("n_429", sa.Integer, nullable=False),
+    sa.Column("n_5xx", sa.Integer, nullable=False),
+    sa.Column("rows_changed", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("finished_at", Ts, nullable=False),
+)
+
+FACT_TABLES = (
+    code42_session,
+    code42_session_risk_indicator,
+    code42_session_alert,
+    code42_alert,
+    code42_alert_rule,
+    code42_actor,
+)

@@ -1,0 +1,90 @@
+"""Shared fixtures. Airflow's environment is set here, before anything imports airflow."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="securitycoach-test-airflow-")
+os.environ.update(
+    {
+        "AIRFLOW_HOME": _AIRFLOW_HOME,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        "SECURITYCOACH_DATA_DIR": str(Path(_AIRFLOW_HOME) / "data"),
+    }
+)
+
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from securitycoach.warehouse import create_warehouse_engine, migrate  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("SECURITYCOACH_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_engine():
+    engine = sa.create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is required for integration tests: {exc}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_schema(pg_admin_engine):
+    """A fresh PostgreSQL schema for one test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with pg_admin_engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    yield name
+    with pg_admin_engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+
+
+@pytest.fixture
+def pg_warehouse(pg_schema):
+    engine = create_warehouse_engine(PG_ADMIN_URL, search_path=pg_schema)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_warehouse(tmp_path):
+    engine = create_warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse(request):
+    """The same test on the embedded SQLite warehouse and on real PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_warehouse" if request.param == "sqlite" else "pg_warehouse")
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated Airflow metadata DB (SQLite in the throwaway AIRFLOW_HOME) for dag.test()."""
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                   capture_output=True)
+    return _AIRFLOW_HOME
