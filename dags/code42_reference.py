@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag
-
 from operators import Code42ReferenceOperator, WarehouseSchemaOperator
 
 

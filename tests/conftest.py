@@ -20,15 +20,14 @@ os.environ.update(
     }
 )
 
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import uuid  # noqa: E402
+import shutil
+import subprocess
+import sys
+import uuid
 
-import pytest  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-
-from securitycoach.warehouse import create_warehouse_engine, migrate  # noqa: E402
+import pytest
+import sqlalchemy as sa
+from securitycoach.warehouse import create_warehouse_engine, migrate
 
 PG_ADMIN_URL = os.environ.get("SECURITYCOACH_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 

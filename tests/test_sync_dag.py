@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-
 from conftest import PG_ADMIN_URL, ROOT
-from securitycoach.warehouse import create_warehouse_engine, schema as t
+from securitycoach.warehouse import create_warehouse_engine
+from securitycoach.warehouse import schema as t
 from securitycoach.warehouse.digest import table_digests
 
 HOURS = 4

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-
 from securitycoach import streams
 from securitycoach.timeutil import as_utc
-from securitycoach.warehouse import SCHEMA_VERSION, migrate, schema as t
+from securitycoach.warehouse import SCHEMA_VERSION, migrate
+from securitycoach.warehouse import schema as t
 from securitycoach.warehouse.digest import table_digests
 
 T0 = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
@@ -85,7 +85,6 @@ def test_a_failed_batch_leaves_nothing_half_written(warehouse):
     good = session_item("s-good", T0 + 1)
     broken = session_item("s-broken", T0 + 1)
     del broken["beginTime"]  # a required key: the batch fails while being transformed
-    with pytest.raises(KeyError):
-        with warehouse.begin() as conn:
-            streams.load_sessions(conn, TENANT, [good, broken])
+    with pytest.raises(KeyError), warehouse.begin() as conn:
+        streams.load_sessions(conn, TENANT, [good, broken])
     assert table_digests(warehouse)["code42_session"][0] == 0

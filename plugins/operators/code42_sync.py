@@ -5,15 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
-
 from code42_hook import Code42Hook
-from operators.warehouse_hook import WarehouseHook
 from securitycoach import sync
 from securitycoach.streams import STREAMS
 from securitycoach.warehouse import migrate
+
+from operators.warehouse_hook import WarehouseHook
 
 
 def _hours(value: Any, what: str) -> int:
@@ -117,7 +117,7 @@ class WarehouseLoadOperator(BaseOperator):
 class Code42ReferenceOperator(BaseOperator):
     """Refresh reference data: ``alert_rules``, all ``actors``, or only ``new_actors``."""
 
-    WHAT = {
+    WHAT: ClassVar[dict[str, Any]] = {
         "alert_rules": sync.refresh_alert_rules,
         "actors": sync.refresh_actors,
         "new_actors": sync.resolve_new_actors,
