@@ -1,0 +1,159 @@
+"""Response records of the Incydr API (pydantic v2).
+
+Fields are snake_case with the API's camelCase as aliases; unknown keys are kept (``extra``) so a
+newer API does not break the sync. Epoch-ms times become timezone-aware UTC datetimes. Every
+record also keeps the item exactly as the API sent it (``record.raw``): the pipeline stages that.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic.alias_generators import to_camel
+
+
+def _from_epoch_ms(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return value
+
+
+EpochMs = Annotated[datetime, BeforeValidator(_from_epoch_ms)]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    _raw: dict = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def from_item(cls, item: dict):
+        record = cls.model_validate(item)
+        record._raw = item
+        return record
+
+    @property
+    def raw(self) -> dict:
+        """The item as the API returned it."""
+        return self._raw
+
+
+class RiskIndicator(Record):
+    id: str | None = None
+    name: str | None = None
+    weight: int | None = None
+    event_count: int | None = None
+
+
+class Score(Record):
+    score: int | None = None
+    severity: int | None = None
+    source_timestamp: EpochMs | None = None
+
+
+class SessionState(Record):
+    state: str | None = None
+    state_v2: str | None = Field(default=None, alias="stateV2")
+    source_timestamp: EpochMs | None = None
+    user_id: str | None = None
+
+
+class TriggeredAlert(Record):
+    alert_id: str
+    rule_id: str | None = None
+    rule_name: str | None = None
+    lesson_id: str | None = None
+
+
+class Session(Record):
+    session_id: str
+    tenant_id: str
+    actor_id: str | None
+    actor_name: str | None = None
+    user_id: str | None = None
+    type: str | None = None
+    begin_time: EpochMs
+    end_time: EpochMs | None = None
+    first_observed: EpochMs | None = None
+    last_updated: EpochMs
+    no_risk_events: int | None = None
+    low_events: int | None = None
+    moderate_events: int | None = None
+    high_events: int | None = None
+    critical_events: int | None = None
+    context_summary: str | None = None
+    exfiltration_summary: str | None = None
+    risk_indicators: list[RiskIndicator]
+    scores: list[Score]
+    states: list[SessionState]
+    triggered_alerts: list[TriggeredAlert]
+    notes: list[dict] | None = None
+    content_inspection_results: dict | None = None
+
+
+class Alert(Record):
+    id: str
+    tenant_id: str
+    type: str | None = Field(default=None, alias="type")
+    created_at: datetime
+    state: str | None = None
+    state_last_modified_by: str | None = None
+    state_last_modified_at: datetime | None = None
+    name: str | None = None
+    description: str | None = None
+    actor: str | None = None
+    actor_id: str | None = None
+    target: str | None = None
+    severity: str | None = None
+    risk_severity: str | None = None
+    rule_id: str | None = None
+    watchlists: list[dict] | None = None
+
+
+class AlertRule(Record):
+    id: str
+    name: str
+    description: str | None = None
+    severity: str | None = None
+    is_enabled: bool | None = None
+    source: str | None = None
+    vectors: list[str] | None = None
+    filters: dict | None = None
+    education_settings: dict | None = None
+    notification_settings: dict | None = None
+    created_at: datetime | None = None
+    created_by: str | None = None
+    modified_at: datetime | None = None
+    modified_by: str | None = None
+    is_system_rule: bool | None = None
+
+
+class Actor(Record):
+    actor_id: str
+    name: str | None = None
+    alternate_names: list[str] | None = None
+    country: str | None = None
+    department: str | None = None
+    division: str | None = None
+    employee_type: str | None = None
+    end_date: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    in_scope: bool | None = None
+    locality: str | None = None
+    manager_actor_id: str | None = None
+    notes: str | None = None
+    parent_actor_id: str | None = None
+    start_date: str | None = None
+    title: str | None = None
+
+
+class FileEvent(Record):
+    timestamp: datetime = Field(alias="@timestamp")
+    event: dict
+    user: dict | None = None
+    file: dict | None = None
+    destination: dict | None = None
+    source: dict | None = None
+    risk: dict | None = None
