@@ -87,3 +87,23 @@ def airflow_db():
     subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
                    capture_output=True)
     return _AIRFLOW_HOME
+
+
+SANDBOX_ANCHOR = "2026-11-01T00:00:00Z"
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The Incydr sandbox as a real HTTP server (child process), anchor pinned for determinism."""
+    from incydr_sandbox.process import SandboxProcess
+
+    with SandboxProcess(seed=42, anchor=SANDBOX_ANCHOR) as sb:
+        yield sb
+
+
+@pytest.fixture
+def clean_sandbox(sandbox):
+    """The shared sandbox with faults, counters and clock reset before and after the test."""
+    sandbox.reset()
+    yield sandbox
+    sandbox.reset()
