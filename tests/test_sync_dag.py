@@ -23,7 +23,7 @@ def dagbag(airflow_db):
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
-def test_dags_import_without_network_or_database(monkeypatch):
+def test_dags_import_without_network_or_database(airflow_db, monkeypatch):
     from airflow.dag_processing.dagbag import DagBag
 
     def refuse(*args, **kwargs):
@@ -111,10 +111,20 @@ def test_sync_loads_the_intervals_and_reruns_change_nothing(kind, dagbag, sandbo
     assert audit[0]["interval_end"] is not None and audit[0]["sessions_from"] is not None
 
     before = table_digests(engine)
-    # Rerun two intervals, then an overlapping look-back of a wider window: nothing changes.
+    # Rerun two intervals (their look-backs overlap everything loaded so far): nothing changes.
     _run(dagbag, "code42_sync", ends[1])
     _run(dagbag, "code42_sync", ends[2])
     assert table_digests(engine) == before
+    with engine.connect() as conn:
+        reruns = conn.execute(
+            sa.select(t.sync_audit).where(t.sync_audit.c.run_id.not_in([a["run_id"] for a in audit]))
+            .order_by(t.sync_audit.c.interval_start)
+        ).mappings().all()
+    # The reruns really ran (each dag.test() is a new run with its own audit row), read the same
+    # items and changed no row.
+    assert [(r["interval_end"], r["items"], r["rows_changed"]) for r in reruns] == [
+        (audit[i]["interval_end"], audit[i]["items"], 0) for i in (1, 2)
+    ]
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t.staging_record)).scalar() == 0
 

@@ -68,8 +68,20 @@ def load_sessions(conn: Connection, tenant_id: str, items: list[dict]) -> int:
 
 
 def load_alerts(conn: Connection, tenant_id: str, items: list[dict]) -> int:
-    upsert(conn, t.code42_alert, [transform.alert_row(tenant_id, item) for item in items])
-    return len(items)
+    """Upsert alerts that are new or whose state changed; returns how many that was."""
+    rows = [transform.alert_row(tenant_id, item) for item in items]
+    a = t.code42_alert.c
+    stored = {
+        r.alert_id: (r.state, as_utc(r.state_last_modified_at))
+        for r in conn.execute(
+            sa.select(a.alert_id, a.state, a.state_last_modified_at).where(
+                a.tenant_id == tenant_id, a.alert_id.in_([r["alert_id"] for r in rows])
+            )
+        )
+    }
+    changed = [r for r in rows if stored.get(r["alert_id"]) != (r["state"], r["state_last_modified_at"])]
+    upsert(conn, t.code42_alert, changed)
+    return len(changed)
 
 
 SESSIONS = Stream(
