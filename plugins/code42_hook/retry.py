@@ -51,7 +51,7 @@ class wait_retry_after_or_backoff(tenacity.wait.wait_base):
     """Wait what the server's Retry-After asks (plus a little jitter), else exponential + jitter."""
 
     def __init__(self, initial: float, maximum: float = 60.0) -> None:
-        self.backoff = tenacity.wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
+        self.backoff = tenacity.wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial)
         self.jitter = tenacity.wait_random(0, min(initial, 1.0) / 4)
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:

@@ -282,6 +282,13 @@ def build_app(state: SandboxState) -> FastAPI:
         state.clock_ms += int(minutes * 60_000)
         return {"clock_ms": state.clock_ms}
 
+    @app.post("/_sandbox/revoke-tokens")
+    async def revoke_tokens():
+        with state.lock:
+            revoked = len(state.tokens)
+            state.tokens.clear()
+        return {"revoked": revoked}
+
     @app.get("/_sandbox/truth")
     async def truth():
         return state.ksat()[1]

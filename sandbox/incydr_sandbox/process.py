@@ -69,3 +69,7 @@ class SandboxProcess:
 
     def advance(self, minutes: float) -> dict:
         return self.admin("POST", "advance", {"minutes": minutes})
+
+    def revoke_tokens(self) -> dict:
+        """Invalidate every issued token (the next request with one gets a 401)."""
+        return self.admin("POST", "revoke-tokens")

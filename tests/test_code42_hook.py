@@ -1,0 +1,228 @@
+"""Code42Hook against the sandbox over real HTTP, including every fault knob."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from itertools import count
+
+import pytest
+
+from code42_hook import Code42ApiError, Code42ConfigError, Code42Hook, Code42PayloadError
+from code42_hook.urls import normalize_base_url
+
+_ids = count()
+DAY = timedelta(days=1)
+
+
+@pytest.fixture
+def make_hook(clean_sandbox, monkeypatch):
+    def make(client_id="sandbox-client", secret=None, host=None, **extra):
+        conn_id = f"code42_test_{next(_ids)}"
+        extra = {"rate_limit_per_minute": 6000, "retry_backoff": 0.05, **extra}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({
+            "conn_type": "code42", "login": client_id, "password": secret or clean_sandbox.client_secret,
+            "host": host or clean_sandbox.base_url, "extra": extra,
+        }))
+        return Code42Hook(conn_id)
+    return make
+
+
+@pytest.fixture
+def window(sandbox):
+    end = sandbox.anchor - timedelta(hours=6)
+    return end - 3 * DAY, end
+
+
+def _ids_of(records, key="session_id"):
+    return [getattr(r, key) for r in records]
+
+
+def test_sessions_are_paged_exactly_once_each(make_hook, window):
+    start, end = window
+    hook = make_hook()
+    sessions = list(hook.iter_sessions(start, end, has_alerts=False))
+    ids = _ids_of(sessions)
+    assert len(sessions) > 2 * Code42Hook.SESSIONS_PAGE_SIZE  # several pages
+    assert len(set(ids)) == len(ids)
+    assert all(start <= s.begin_time < end for s in sessions)
+    assert hook.stats.pages == -(-len(sessions) // Code42Hook.SESSIONS_PAGE_SIZE)
+    middle = start + (end - start) / 2
+    halves = _ids_of(hook.iter_sessions(start, middle, has_alerts=False)) + _ids_of(
+        hook.iter_sessions(middle, end, has_alerts=False))
+    assert halves == ids
+    alerted = list(hook.iter_sessions(start, end))  # the API's default: only sessions with alerts
+    assert alerted and all(s.triggered_alerts for s in alerted) and len(alerted) < len(sessions)
+
+
+def test_adjacent_alert_intervals_partition_the_union(make_hook, window):
+    start, end = window
+    hook = make_hook()
+    middle = start + timedelta(hours=17)
+    union = _ids_of(hook.iter_alerts(start, end), "id")
+    first, second = _ids_of(hook.iter_alerts(start, middle), "id"), _ids_of(hook.iter_alerts(middle, end), "id")
+    assert union and first and second
+    assert sorted(first + second) == sorted(union)
+    assert not set(first) & set(second)
+    assert all(start <= a.created_at < end for a in hook.iter_alerts(start, end))
+
+
+def test_rules_actors_and_events(make_hook, window):
+    hook = make_hook()
+    hook.ALERT_RULES_PAGE_SIZE, hook.ACTORS_PAGE_SIZE = 3, 7  # force several pages
+    rules = list(hook.iter_alert_rules())
+    assert len(rules) == 8 and len({r.id for r in rules}) == 8
+    assert any(r.is_system_rule for r in rules) and any(not r.is_system_rule for r in rules)
+    actors = list(hook.iter_actors())
+    assert len(actors) == 40 and len({a.actor_id for a in actors}) == 40
+    assert hook.get_actor(actors[5].actor_id).raw == actors[5].raw
+    session = next(iter(hook.iter_sessions(*window, has_alerts=False)))
+    events = list(hook.iter_session_events(session.session_id))
+    assert events and {e.user["actorId"] for e in events} == {session.actor_id}
+    assert hook.get_session(session.session_id).session_id == session.session_id
+
+
+def test_429_with_retry_after_is_honoured(make_hook, clean_sandbox, window):
+    baseline = _ids_of(make_hook().iter_sessions(*window, has_alerts=False))
+    clean_sandbox.set_faults(fail_429_every=3, retry_after=1)
+    hook = make_hook()
+    started = time.monotonic()
+    assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
+    assert hook.stats.n_429 >= 1 and hook.stats.retries == hook.stats.n_429
+    assert time.monotonic() - started >= hook.stats.n_429 * 1.0  # waited what Retry-After asked
+
+
+def test_5xx_burst_dropped_connections_and_truncated_pages_are_survived(make_hook, clean_sandbox, window):
+    baseline = _ids_of(make_hook().iter_sessions(*window, has_alerts=False))
+    clean_sandbox.set_faults(fail_next=[503, 500, 502], drop_next=0)
+    hook = make_hook()
+    assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
+    assert hook.stats.n_5xx == 3 and hook.stats.retries == 3
+    clean_sandbox.set_faults(drop_next=2)
+    hook = make_hook()
+    assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
+    assert hook.stats.retries == 2
+    clean_sandbox.set_faults(malformed_every=2)
+    hook = make_hook()
+    assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
+    assert hook.stats.retries >= 1
+
+
+def test_permanent_faults_fail_with_endpoint_page_and_cause(make_hook, clean_sandbox, window):
+    clean_sandbox.set_faults(malformed_every=1)
+    with pytest.raises(Code42PayloadError, match=r"/v1/sessions page 0: .*not valid JSON"):
+        list(make_hook(max_retries=2).iter_sessions(*window, has_alerts=False))
+    clean_sandbox.set_faults(malformed_every=0, missing_key_every=2)
+    with pytest.raises(Code42PayloadError, match=r"/v1/sessions page \d+: unexpected response: item 0 is not a valid Session: lastUpdated: Field required"):
+        list(make_hook().iter_sessions(*window, has_alerts=False))
+    clean_sandbox.set_faults(missing_key_every=0, fail_next=[503] * 4)
+    with pytest.raises(Code42ApiError, match=r"GET /v1/sessions page 0: HTTP 503: still failing after 3 retries"):
+        list(make_hook(max_retries=3).iter_sessions(*window, has_alerts=False))
+
+
+def test_token_refreshes_before_expiry_and_once_on_401(make_hook, clean_sandbox, window):
+    baseline = _ids_of(make_hook().iter_sessions(*window, has_alerts=False))
+    clean_sandbox.set_faults(token_ttl=1, latency_ms=120)
+    hook = make_hook()
+    hook.SESSIONS_PAGE_SIZE = 10  # 15 pages of 120 ms: the 1 s token expires while paging
+    assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
+    assert hook.stats.token_fetches >= 2  # refreshed mid-paging, before the server refused it
+
+    clean_sandbox.set_faults(token_ttl=900, latency_ms=0)
+    hook = make_hook()
+    pages = hook.iter_sessions(*window, has_alerts=False)
+    got = [next(pages).session_id]
+    clean_sandbox.revoke_tokens()  # the cached token is now refused: 401, new token, same request again
+    got += [s.session_id for s in pages]
+    assert got == baseline
+    assert hook.stats.token_fetches == 2 and hook.stats.retries == 0
+
+
+def test_client_throttle_holds_the_rate(make_hook, clean_sandbox, window):
+    clean_sandbox.set_faults(rate_limit_per_min=120)
+    hook = make_hook(rate_limit_per_minute=120)
+    hook.SESSIONS_PAGE_SIZE = 5
+    started = time.monotonic()
+    sessions = list(hook.iter_sessions(window[0], window[0] + timedelta(hours=12), has_alerts=False))
+    elapsed = time.monotonic() - started
+    assert hook.stats.requests >= 4
+    assert elapsed >= (hook.stats.requests - 1) * 0.5 * 0.95  # 120/min = one request per 0.5 s
+    assert hook.stats.n_429 == 0 and clean_sandbox.stats().get("n_429", 0) == 0
+    assert len(sessions) > 15
+
+
+def test_test_connection_says_what_is_wrong(make_hook, clean_sandbox):
+    ok, message = make_hook().test_connection()
+    assert ok and clean_sandbox.tenant_id in message
+    ok, message = make_hook(secret="wrong").test_connection()
+    assert not ok and message.startswith("Bad credentials")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    ok, message = make_hook(host=f"http://127.0.0.1:{closed_port}", max_retries=1).test_connection()
+    assert not ok and message.startswith("Unreachable or non-Code42 Base URL")
+    before = clean_sandbox.stats()["data_requests"]
+    for host in ("https://example.com", "http://api.us.code42.com"):
+        ok, message = make_hook(host=host).test_connection()
+        assert not ok and message.startswith("Unreachable or non-Code42 Base URL")
+    assert clean_sandbox.stats()["data_requests"] == before
+    ok, message = make_hook(client_id="sandbox-no-rules").test_connection()
+    assert not ok and message == 'Missing permission: the API client needs Read on "Alert Rules".'
+    ok, message = make_hook(client_id="sandbox-no-sessions").test_connection()
+    assert not ok and message == 'Missing permission: the API client needs Read on "Alerts and Sessions".'
+
+
+def test_secrets_and_tokens_never_reach_logs(make_hook, clean_sandbox, window, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    clean_sandbox.set_faults(fail_429_every=4, retry_after=1, fail_next=[503])
+    hook = make_hook(secret=None)
+    list(hook.iter_sessions(*window, has_alerts=False))
+    clean_sandbox.revoke_tokens()
+    list(hook.iter_alerts(*window))
+    token = hook.session.auth.token()
+    bad = make_hook(secret="sandbox-secret-but-wrong")
+    with pytest.raises(Code42ApiError) as refused:
+        list(bad.iter_alert_rules())
+    out, err = capfd.readouterr()
+    logs = caplog.text + out + err + str(refused.value)
+    assert hook.stats.retries >= 1 and "retry" in caplog.text  # there was something to log
+    for secret in (clean_sandbox.client_secret, "sandbox-secret-but-wrong", token, token.split(".")[1]):
+        assert secret not in logs
+
+
+def test_bad_input_is_refused_clearly(make_hook):
+    hook = make_hook()
+    with pytest.raises(ValueError, match="timezone-aware"):
+        list(hook.iter_sessions(datetime(2026, 10, 1), datetime(2026, 10, 2, tzinfo=UTC)))
+    with pytest.raises(ValueError, match="unknown filter"):
+        list(hook.iter_sessions(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC), colour="red"))
+    with pytest.raises(Code42ConfigError, match="unknown extra field"):
+        make_hook(rate_limit=5).settings  # noqa: B018
+    with pytest.raises(Code42ConfigError, match="must be positive"):
+        make_hook(rate_limit_per_minute=0).settings  # noqa: B018
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ("api.us.code42.com", "https://api.us.code42.com"),
+    ("https://api.ie.code42.com/", "https://api.ie.code42.com"),
+    ("HTTPS://API.GOV.CODE42.COM", "https://api.gov.code42.com"),
+    ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+    ("http://localhost:9", "http://localhost:9"),
+])
+def test_base_url_accepted(given, expected):
+    assert normalize_base_url(given) == expected
+
+
+@pytest.mark.parametrize(("given", "problem"), [
+    ("", "empty"),
+    ("http://api.us.code42.com", "plain http"),
+    ("https://api.mars.code42.com", "not a Code42 API host"),
+    ("https://code42.com.evil.example", "not a Code42 API host"),
+    ("ftp://api.us.code42.com", "not an http"),
+])
+def test_base_url_refused(given, problem):
+    with pytest.raises(Code42ConfigError, match=problem):
+        normalize_base_url(given)
