@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag
+
 from operators import Code42ReferenceOperator, WarehouseSchemaOperator
 
 

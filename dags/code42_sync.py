@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag
+
 from operators import (
     WAREHOUSE_ASSET,
     Code42ExtractOperator,

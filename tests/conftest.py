@@ -27,6 +27,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+
 from securitycoach.warehouse import create_warehouse_engine, migrate
 
 PG_ADMIN_URL = os.environ.get("SECURITYCOACH_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+
 from conftest import PG_ADMIN_URL, ROOT
 from securitycoach.warehouse import create_warehouse_engine
 from securitycoach.warehouse import schema as t

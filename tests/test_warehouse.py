@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+
 from securitycoach import streams
 from securitycoach.timeutil import as_utc
 from securitycoach.warehouse import SCHEMA_VERSION, migrate

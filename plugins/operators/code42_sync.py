@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
+
 from code42_hook import Code42Hook
+from operators.warehouse_hook import WarehouseHook
 from securitycoach import sync
 from securitycoach.streams import STREAMS
 from securitycoach.warehouse import migrate
-
-from operators.warehouse_hook import WarehouseHook
 
 
 def _hours(value: Any, what: str) -> int:

@@ -14,9 +14,10 @@ from functools import cached_property
 
 from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import Asset, BaseHook
+from sqlalchemy.engine import URL, Engine
+
 from securitycoach.paths import data_dir
 from securitycoach.warehouse import create_warehouse_engine
-from sqlalchemy.engine import URL, Engine
 
 log = logging.getLogger(__name__)
 
