@@ -118,10 +118,10 @@ class AlertRule(Record):
     severity: str | None = None
     is_enabled: bool | None = None
     source: str | None = None
-    vectors: list[str] | None = None
+    vectors: dict | None = None
     filters: dict | None = None
-    education_settings: dict | None = None
-    notification_settings: dict | None = None
+    education: dict | None = None
+    notifications: dict | None = None
     created_at: datetime | None = None
     created_by: str | None = None
     modified_at: datetime | None = None

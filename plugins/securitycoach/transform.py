@@ -94,7 +94,7 @@ def alert_row(tenant_id: str, item: dict) -> Row:
 
 
 def alert_rule_row(tenant_id: str, item: dict) -> Row:
-    education = item.get("educationSettings") or {}
+    education = item.get("education") or {}
     return {
         "tenant_id": tenant_id,
         "rule_id": item["id"],

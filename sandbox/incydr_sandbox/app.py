@@ -197,23 +197,48 @@ def build_app(state: SandboxState) -> FastAPI:
     async def alert_rule(rule_id: str):
         for rule in state.tenant.alert_rules:
             if rule["id"] == rule_id:
-                return [rule]
+                return rule
         raise ApiError(404, f"alert rule {rule_id} not found")
 
     # --- actors --------------------------------------------------------------------------------
+    def _person(key: str, value: str):
+        people_ = state.tenant.people
+        found = next((p for p in people_ if getattr(p, key) == value), None)
+        if found is None:
+            raise ApiError(404, f"actor {value} not found")
+        return found
+
+    def _parent(person):
+        return state.tenant.actors_by_id.get(person.parent_actor_id or "", person)
+
+    def _family(person) -> dict:
+        parent = _parent(person)
+        children = [p.code42_actor() for p in state.tenant.people if p.parent_actor_id == parent.actor_id]
+        return {"parent": parent.code42_actor(), "children": children}
+
     @app.get("/v1/actors/actor/id/{actor_id}", dependencies=[any_client])
     async def actor_by_id(actor_id: str):
-        person = state.tenant.actors_by_id.get(actor_id)
-        if person is None:
-            raise ApiError(404, f"actor {actor_id} not found")
-        return person.code42_actor()
+        return _person("actor_id", actor_id).code42_actor()
+
+    @app.get("/v1/actors/actor/id/{actor_id}/parent", dependencies=[any_client])
+    async def actor_parent_by_id(actor_id: str):
+        return _parent(_person("actor_id", actor_id)).code42_actor()
+
+    @app.get("/v1/actors/actor/id/{actor_id}/family", dependencies=[any_client])
+    async def actor_family_by_id(actor_id: str):
+        return _family(_person("actor_id", actor_id))
 
     @app.get("/v1/actors/actor/name/{name}", dependencies=[any_client])
     async def actor_by_name(name: str):
-        for person in state.tenant.people:
-            if person.code42_name == name:
-                return person.code42_actor()
-        raise ApiError(404, f"actor {name} not found")
+        return _person("code42_name", name).code42_actor()
+
+    @app.get("/v1/actors/actor/name/{name}/parent", dependencies=[any_client])
+    async def actor_parent_by_name(name: str):
+        return _parent(_person("code42_name", name)).code42_actor()
+
+    @app.get("/v1/actors/actor/name/{name}/family", dependencies=[any_client])
+    async def actor_family_by_name(name: str):
+        return _family(_person("code42_name", name))
 
     @app.get("/v1/actors/actor/search", dependencies=[any_client])
     async def actor_search(page_: Annotated[int, Query(alias="page")] = 1, pageSize: int = 100,

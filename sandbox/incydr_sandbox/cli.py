@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--sessions", type=int, default=1440, help="sessions over the whole span")
     p.add_argument("--actors", type=int, default=40)
-    p.add_argument("--write-truth", metavar="PATH", help="write actor -> KSAT user ground truth (JSON) and go on")
+    p.add_argument("--write-truth", metavar="PATH",
+                   help="write the actor -> KSAT user ground truth (JSON) for this seed and exit")
     for f in fields(Faults):
         if f.name == "fail_next":
             p.add_argument("--fail-next", type=int, nargs="*", default=[])
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_truth:
         with open(args.write_truth, "w", encoding="utf-8") as fh:
             json.dump(state.ksat()[1], fh, indent=1, sort_keys=True)
+        return 0
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -70,6 +70,7 @@ class Person:
             "managerActorId": None,
             "notes": None,
             "parentActorId": self.parent_actor_id,
+            "region": "Minnesota",
             "startDate": "2021-03-01",
             "title": "Analyst",
             "active": True,

@@ -72,6 +72,25 @@ SESSION_TYPES = ("ENDPOINT", "CLOUD", "EMAIL")
 SEVERITY_NAMES = ("NO_RISK", "LOW", "MODERATE", "HIGH", "CRITICAL")
 
 
+def _rule_vectors(indicator_ids: tuple[str, ...]) -> dict:
+    vectors: dict = {}
+    ids = set(indicator_ids)
+    if ids & {"removable-media", "departing-employee", "file-mismatch", "zip-file"}:
+        vectors["removableMedia"] = {"isEnabled": True, "criteriaOrder": 0}
+    if ids & {"personal-cloud", "web-upload", "departing-employee"}:
+        vectors["fileUpload"] = {"cloudStorage": {"observeAll": True, "destinations": []},
+                                 "advancedSettings": {"observeUncategorized": True}, "criteriaOrder": 0}
+    if "source-code" in ids:
+        vectors["fileUpload"] = {"sourceCodeRepository": {"observeAll": True, "destinations": []}, "criteriaOrder": 0}
+    if "public-link" in ids:
+        share = {"observeAll": False, "publicLinkShare": True, "directShare": False}
+        vectors["cloudSharing"] = {"observeAll": False, "box": share, "googleDrive": share, "oneDrive": share,
+                                   "criteriaOrder": 0}
+    if "personal-email" in ids:
+        vectors["email"] = {"observeAll": False, "gmail": True, "microsoft365": True, "criteriaOrder": 0}
+    return vectors
+
+
 def severity_of(score: int) -> int:
     """Risk-score bands: 0 no risk, 1-3 low, 4-6 moderate, 7-8 high, 9+ critical."""
     if score <= 0:
@@ -144,17 +163,29 @@ class Tenant:
     # --- alert rules ---------------------------------------------------------------------------
     @cached_property
     def alert_rules(self) -> list[dict]:
+        """Rules in the shape of ``GET /v2/alert-rules`` (vectors and filters as objects)."""
         created = iso_ms(self.config.span_start_ms - 90 * 86_400_000)
         rules = []
         for rule_id, name, rtype, severity, indicator_ids, system, enabled in RULES:
-            vectors = sorted({i.vector for i in INDICATORS if i.id in indicator_ids})
+            names = [i.name for i in INDICATORS if i.id in indicator_ids]
+            filters = {
+                "riskIndicator": {"categories": [], "indicators": names, "criteriaOrder": 1},
+                "riskSeverity": {"low": severity == "LOW", "moderate": severity != "HIGH", "high": True,
+                                 "critical": True, "criteriaOrder": 2},
+            }
+            if "departing-employee" in indicator_ids:
+                filters["watchlist"] = {"watchlists": [{"id": "wl-departing"}], "criteriaOrder": 3}
+            if "source-code" in indicator_ids:
+                filters["fileCategory"] = {"categories": ["SourceCode"], "criteriaOrder": 3}
+            if "file-mismatch" in indicator_ids:
+                filters["fileTypeMismatch"] = {"isEnabled": True, "criteriaOrder": 3}
             rules.append({
                 "id": rule_id, "name": name, "description": f"Alert on {name.lower()}.",
                 "severity": severity, "isEnabled": enabled, "source": "Alerting",
-                "vectors": vectors,
-                "filters": {"riskIndicators": list(indicator_ids), "type": rtype},
-                "educationSettings": {"lessonId": f"lesson-{rule_id.removeprefix('rule-')}", "enabled": True},
-                "notificationSettings": {"emails": [], "enabled": False},
+                "notifications": {"isEnabled": False, "contacts": []},
+                "education": {"lessonId": f"lesson-{rule_id.removeprefix('rule-')}", "messagingMethod": None},
+                "vectors": _rule_vectors(indicator_ids),
+                "filters": filters,
                 "createdAt": created, "createdBy": "admin@example.com",
                 "modifiedAt": created, "modifiedBy": "admin@example.com",
                 "isSystemRule": system,
