@@ -10,10 +10,10 @@ import pytest
 import requests
 
 incydr = pytest.importorskip("incydr")
-from _incydr_sdk.actors.models import Actor, ActorFamily, ActorsPage  # noqa: E402
-from _incydr_sdk.alert_rules.models.response import RuleDetails  # noqa: E402
-from _incydr_sdk.alerts.models.response import AlertQueryPage  # noqa: E402
-from _incydr_sdk.sessions.models.response import Session, SessionEvents, SessionsPage  # noqa: E402
+from _incydr_sdk.actors.models import Actor, ActorFamily, ActorsPage
+from _incydr_sdk.alert_rules.models.response import RuleDetails
+from _incydr_sdk.alerts.models.response import AlertQueryPage
+from _incydr_sdk.sessions.models.response import Session, SessionEvents, SessionsPage
 
 
 @pytest.fixture(scope="module")
