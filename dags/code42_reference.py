@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import dag
+from airflow.sdk import CronDataIntervalTimetable, dag
 
 from operators import Code42ReferenceOperator, WarehouseSchemaOperator
 
 
 @dag(
     dag_id="code42_reference",
-    schedule="@daily",
+    # A data-interval timetable: each run covers the period before it ([start, end)), whatever
+    # [scheduler] create_cron_data_intervals says.
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2024, 1, 1),
     catchup=False,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},

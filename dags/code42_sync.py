@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag
+from airflow.sdk import CronDataIntervalTimetable, Param, dag
 
 from operators import (
     WAREHOUSE_ASSET,
@@ -22,7 +22,9 @@ from operators import (
 
 @dag(
     dag_id="code42_sync",
-    schedule="@hourly",
+    # A data-interval timetable: each run covers the period before it ([start, end)), whatever
+    # [scheduler] create_cron_data_intervals says.
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
     start_date=datetime(2024, 1, 1),
     catchup=False,
     max_active_runs=4,
