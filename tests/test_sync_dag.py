@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -36,9 +36,10 @@ def test_dags_import_without_network_or_database(airflow_db, monkeypatch):
     assert bag.import_errors == {}
     sync = bag.get_dag("code42_sync")
     assert sync.catchup is False
+    import pendulum
     from airflow.serialization.encoders import coerce_to_core_timetable
 
-    ten = datetime(2026, 11, 1, 10, tzinfo=UTC)  # each run covers the hour before it, whatever the config
+    ten = pendulum.datetime(2026, 11, 1, 10, tz="UTC")  # each run covers the hour before it, whatever the config
     interval = coerce_to_core_timetable(sync.timetable).infer_manual_data_interval(run_after=ten)
     assert (interval.start, interval.end) == (ten - timedelta(hours=1), ten)
     assert sync.params["lookback_hours"] == 24
