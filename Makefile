@@ -20,6 +20,7 @@ demo: venv
 	$(PY) scripts/demo.py
 
 test: venv
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 lint: venv

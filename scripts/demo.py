@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def _configure_airflow(home: str) -> None:
 
 def main() -> int:
     started = time.monotonic()
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # third-party import noise
     data_dir = ROOT / "data"
     warehouse = data_dir / "warehouse.db"
     report = data_dir / "reports" / "sync_report.html"
