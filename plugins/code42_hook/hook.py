@@ -234,73 +234,60 @@ class Code42Hook(HttpHook):
             raise Code42PayloadError(endpoint, page, f"missing key {key!r}")
         return body[key]
 
+    def _paged(self, model: type[Record], endpoint: str, page_size: int, request, *,
+               items_key: str | None, first_page: int = 0) -> Iterator[Record]:
+        """The paginator every listing shares: ``request(page)`` returns a page's JSON body; stop on a
+        short page or once ``totalCount`` items have been seen."""
+        page, seen = first_page, 0
+        while True:
+            body = request(page)
+            items = body if items_key is None else self._field(body, items_key, endpoint, page)
+            records = self._records(model, items, endpoint, page)
+            yield from records
+            seen += len(records)
+            total = body.get("totalCount") if isinstance(body, dict) else None
+            if len(records) < page_size or (isinstance(total, int) and seen >= total):
+                return
+            page += 1
+
     # --- endpoints -----------------------------------------------------------------------------
     def iter_sessions(self, start: datetime, end: datetime, **filters: Any) -> Iterator[Session]:
         """Sessions that began in [start, end); filters are the API's query parameters
         (``actor_id``, ``has_alerts``, ``states``, ``severities``, ``rule_id``, ``watchlist_id``,
         ``risk_indicators``, ``content_inspection_status``, ``order_by``, ``sort_direction``)."""
-        endpoint = "/v1/sessions"
-        params = {"on_or_after": _epoch_ms(start, "start"), "before": _epoch_ms(end, "end"),
-                  "page_size": self.SESSIONS_PAGE_SIZE}
-        params.update(_session_filters(filters))
-        page, seen = 0, 0
-        while True:
-            body = self._request_json("GET", endpoint, page=page, params={**params, "page_number": page})
-            records = self._records(Session, self._field(body, "items", endpoint, page), endpoint, page)
-            yield from records
-            seen += len(records)
-            total = body.get("totalCount")
-            if len(records) < self.SESSIONS_PAGE_SIZE or (isinstance(total, int) and seen >= total):
-                return
-            page += 1
+        endpoint, size = "/v1/sessions", self.SESSIONS_PAGE_SIZE
+        params = {"on_or_after": _epoch_ms(start, "start"), "before": _epoch_ms(end, "end"), "page_size": size,
+                  **_session_filters(filters)}
+        yield from self._paged(Session, endpoint, size, items_key="items", request=lambda page: self._request_json(
+            "GET", endpoint, page=page, params={**params, "page_number": page}))
 
     def iter_alerts(self, start: datetime, end: datetime) -> Iterator[Alert]:
         """Alerts created in [start, end) (the API's range is inclusive: the end is trimmed here)."""
-        endpoint = "/v1/alerts/query-alerts"
+        endpoint, size = "/v1/alerts/query-alerts", self.ALERTS_PAGE_SIZE
         start, end = _aware(start, "start"), _aware(end, "end")
-        tenant = self.tenant_id
-        page, seen = 0, 0
-        while True:
-            body = self._request_json("POST", endpoint, page=page, json={
-                "tenantId": tenant,
-                "groupClause": "AND",
-                "groups": [{"filterClause": "AND", "filters": [
-                    {"term": "CreatedAt", "operator": "ON_OR_AFTER", "value": _iso(start)},
-                    {"term": "CreatedAt", "operator": "ON_OR_BEFORE", "value": _iso(end)},
-                ]}],
-                "pgNum": page, "pgSize": self.ALERTS_PAGE_SIZE, "srtDirection": "asc", "srtKey": "CreatedAt",
-            })
-            records = self._records(Alert, self._field(body, "alerts", endpoint, page), endpoint, page)
-            yield from (a for a in records if start <= a.created_at < end)
-            seen += len(records)
-            total = body.get("totalCount")
-            if len(records) < self.ALERTS_PAGE_SIZE or (isinstance(total, int) and seen >= total):
-                return
-            page += 1
+        query = {
+            "tenantId": self.tenant_id,
+            "groupClause": "AND",
+            "groups": [{"filterClause": "AND", "filters": [
+                {"term": "CreatedAt", "operator": "ON_OR_AFTER", "value": _iso(start)},
+                {"term": "CreatedAt", "operator": "ON_OR_BEFORE", "value": _iso(end)},
+            ]}],
+            "pgSize": size, "srtDirection": "asc", "srtKey": "CreatedAt",
+        }
+        alerts = self._paged(Alert, endpoint, size, items_key="alerts", request=lambda page: self._request_json(
+            "POST", endpoint, page=page, json={**query, "pgNum": page}))
+        yield from (a for a in alerts if start <= a.created_at < end)
 
     def iter_alert_rules(self) -> Iterator[AlertRule]:
-        endpoint = "/v2/alert-rules"
-        page = 0
-        while True:
-            body = self._request_json("GET", endpoint, page=page,
-                                      params={"PageNumber": page, "PageSize": self.ALERT_RULES_PAGE_SIZE})
-            records = self._records(AlertRule, body, endpoint, page)
-            yield from records
-            if len(records) < self.ALERT_RULES_PAGE_SIZE:
-                return
-            page += 1
+        endpoint, size = "/v2/alert-rules", self.ALERT_RULES_PAGE_SIZE
+        yield from self._paged(AlertRule, endpoint, size, items_key=None, request=lambda page: self._request_json(
+            "GET", endpoint, page=page, params={"PageNumber": page, "PageSize": size}))
 
     def iter_actors(self) -> Iterator[Actor]:
-        endpoint = "/v1/actors/actor/search"
-        page = 1  # this endpoint counts pages from 1
-        while True:
-            body = self._request_json("GET", endpoint, page=page,
-                                      params={"page": page, "pageSize": self.ACTORS_PAGE_SIZE})
-            records = self._records(Actor, self._field(body, "actors", endpoint, page), endpoint, page)
-            yield from records
-            if len(records) < self.ACTORS_PAGE_SIZE:
-                return
-            page += 1
+        endpoint, size = "/v1/actors/actor/search", self.ACTORS_PAGE_SIZE
+        yield from self._paged(Actor, endpoint, size, items_key="actors", first_page=1,  # 1-based here
+                               request=lambda page: self._request_json(
+                                   "GET", endpoint, page=page, params={"page": page, "pageSize": size}))
 
     def iter_session_events(self, session_id: str) -> Iterator[FileEvent]:
         """The file events of one session (the endpoint answers with all of them at once)."""
