@@ -14,17 +14,18 @@ class Code42ConfigError(Code42Error):
 class Code42ApiError(Code42Error):
     """The API answered with an error status that retrying does not fix (or retries ran out)."""
 
-    def __init__(self, method: str, endpoint: str, status: int | None, detail: str, page: int | None = None):
+    def __init__(self, method: str, endpoint: str, status: int | None, detail: str, page: int | None = None,
+                 api: str = "Code42"):
         self.method, self.endpoint, self.status, self.detail, self.page = method, endpoint, status, detail, page
         where = f"{method} {endpoint}" + (f" page {page}" if page is not None else "")
         status_text = f"HTTP {status}" if status is not None else "no response"
-        super().__init__(f"Code42 {where}: {status_text}: {detail}")
+        super().__init__(f"{api} {where}: {status_text}: {detail}")
 
 
 class Code42PayloadError(Code42Error):
     """A 2xx response whose body is not what the endpoint's contract promises."""
 
-    def __init__(self, endpoint: str, page: int | None, problem: str):
+    def __init__(self, endpoint: str, page: int | None, problem: str, api: str = "Code42"):
         self.endpoint, self.page, self.problem = endpoint, page, problem
         where = endpoint + (f" page {page}" if page is not None else "")
-        super().__init__(f"Code42 {where}: unexpected response: {problem}")
+        super().__init__(f"{api} {where}: unexpected response: {problem}")
