@@ -1,4 +1,5 @@
-"""Daily refresh of Code42 reference data: alert rules (mirrored) and the full actor list."""
+"""Daily refresh of reference data: Code42 alert rules (mirrored) and actors, the KnowBe4 KSAT
+directory, then user mapping. Trigger it by hand to refresh on demand."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import CronDataIntervalTimetable, dag
 
-from operators import Code42ReferenceOperator, WarehouseSchemaOperator
+from operators import (
+    Code42ReferenceOperator,
+    KsatDirectoryOperator,
+    MapUsersOperator,
+    WarehouseSchemaOperator,
+)
 
 
 @dag(
@@ -24,7 +30,9 @@ def code42_reference():
     schema = WarehouseSchemaOperator(task_id="ensure_schema")
     rules = Code42ReferenceOperator(task_id="refresh_alert_rules", what="alert_rules")
     actors = Code42ReferenceOperator(task_id="refresh_actors", what="actors")
-    schema >> [rules, actors]
+    ksat = KsatDirectoryOperator(task_id="refresh_ksat_directory")
+    map_users = MapUsersOperator(task_id="map_users")
+    schema >> [rules, actors, ksat] >> map_users
 
 
 code42_reference()

@@ -14,6 +14,7 @@ from operators import (
     WAREHOUSE_ASSET,
     Code42ExtractOperator,
     Code42ReferenceOperator,
+    MapUsersOperator,
     SyncAuditOperator,
     WarehouseLoadOperator,
     WarehouseSchemaOperator,
@@ -53,7 +54,8 @@ def code42_sync():
         task_id="write_audit", extract_task_ids=["extract_sessions", "extract_alerts"],
         load_task_id="load_warehouse",
     )
-    schema >> [sessions, alerts] >> load >> actors >> audit
+    map_users = MapUsersOperator(task_id="map_users")
+    schema >> [sessions, alerts] >> load >> actors >> map_users >> audit
 
 
 code42_sync()

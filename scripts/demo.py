@@ -64,6 +64,9 @@ def main() -> int:
                     "extra": {"rate_limit_per_minute": 6000},
                 }
             )
+            os.environ["AIRFLOW_CONN_KNOWBE4_DEFAULT"] = json.dumps(
+                {"conn_type": "knowbe4", "password": sandbox.ksat_key, "host": sandbox.base_url}
+            )
             os.environ["AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE"] = json.dumps(
                 {"conn_type": "sqlite", "host": str(warehouse)}
             )

@@ -44,7 +44,8 @@ def test_dags_import_without_network_or_database(airflow_db, monkeypatch):
     assert (interval.start, interval.end) == (ten - timedelta(hours=1), ten)
     assert sync.params["lookback_hours"] == 24
     assert {t.task_id for t in sync.tasks} == {
-        "ensure_schema", "extract_sessions", "extract_alerts", "load_warehouse", "resolve_new_actors", "write_audit",
+        "ensure_schema", "extract_sessions", "extract_alerts", "load_warehouse", "resolve_new_actors", "map_users",
+        "write_audit",
     }
     assert bag.get_dag("code42_reference") is not None
 
@@ -55,6 +56,10 @@ def connections(monkeypatch, sandbox):
         "AIRFLOW_CONN_CODE42_DEFAULT",
         json.dumps({"conn_type": "code42", "login": sandbox.client_id, "password": sandbox.client_secret,
                     "host": sandbox.base_url, "extra": {"rate_limit_per_minute": 6000}}),
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KNOWBE4_DEFAULT",
+        json.dumps({"conn_type": "knowbe4", "password": sandbox.ksat_key, "host": sandbox.base_url}),
     )
 
     def use_warehouse(kind: str, where: str):
@@ -113,6 +118,10 @@ def test_sync_loads_the_intervals_and_reruns_change_nothing(kind, dagbag, sandbo
     assert got_alerts == alerts
     assert session_actors <= actor_ids
     assert rules > 0
+    with engine.connect() as conn:  # the reference run loaded the KSAT directory and mapped the actors
+        mapped = conn.execute(sa.select(sa.func.count()).select_from(t.user_mapping)).scalar()
+        unmapped = conn.execute(sa.select(sa.func.count()).select_from(t.unmapped_actor)).scalar()
+    assert mapped > 0 and mapped + unmapped == len(actor_ids)
     assert len(audit) == HOURS
     assert all(a["requests"] > 0 and a["pages"] > 0 for a in audit)
     assert audit[0]["interval_end"] is not None and audit[0]["sessions_from"] is not None

@@ -23,6 +23,16 @@ def get_provider_info() -> dict:
                         "extra": '{"rate_limit_per_minute": 120}',
                     },
                 },
-            }
+            },
+            {
+                "connection-type": "knowbe4",
+                "hook-class-name": "knowbe4_hook.hook.KnowBe4Hook",
+                "hook-name": "KnowBe4 Reporting API",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"password": "API Key", "host": "Base URL"},
+                    "placeholders": {"host": "https://us.api.knowbe4.com"},
+                },
+            },
         ],
     }

@@ -7,12 +7,16 @@ from operators.code42_sync import (
     WarehouseLoadOperator,
     WarehouseSchemaOperator,
 )
+from operators.mapping import KsatDirectoryOperator, MappingUploadOperator, MapUsersOperator
 from operators.warehouse_hook import WAREHOUSE_ASSET, WarehouseHook
 
 __all__ = [
     "WAREHOUSE_ASSET",
     "Code42ExtractOperator",
     "Code42ReferenceOperator",
+    "KsatDirectoryOperator",
+    "MapUsersOperator",
+    "MappingUploadOperator",
     "SyncAuditOperator",
     "WarehouseHook",
     "WarehouseLoadOperator",

@@ -24,3 +24,12 @@ def sql_dir() -> Path:
 def data_dir() -> Path:
     """The embedded default's data folder (SQLite warehouse, reports)."""
     return Path(os.environ.get("SECURITYCOACH_DATA_DIR", project_root() / "data"))
+
+
+def upload_dir() -> Path:
+    """The only folder the mapping-upload DAG reads CSV files from."""
+    return Path(os.environ.get("SECURITYCOACH_UPLOAD_DIR", data_dir() / "uploads"))
+
+
+def mapping_rules_path() -> Path:
+    return Path(os.environ.get("SECURITYCOACH_MAPPING_RULES", include_dir() / "config" / "mapping_rules.yaml"))

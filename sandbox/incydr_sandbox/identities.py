@@ -28,7 +28,7 @@ KINDS = (
     "c42_alternate",  # Code42 primary differs; the KSAT email is one of the actor's alternateNames
     "contractor",     # Code42 identity is a personal address; KSAT has the actor id in custom_field_1
     "parent",         # a secondary Code42 actor whose parent actor maps
-    "ambiguous",      # two KSAT users fit equally: must stay unmapped
+    "ambiguous",      # two KSAT users have the Code42 name as an alias: must stay unmapped
     "archived",       # KSAT account archived (mapped, not coachable)
     "none",           # no KSAT account at all
     "exact",
@@ -96,6 +96,7 @@ def people(seed: int, count: int) -> list[Person]:
         local = email.split("@")[0]
         person.code42_name = {
             "case": email,
+            "ambiguous": f"{first[0]}.{last}{k}@{DOMAIN}".lower(),
             "plus_tag": f"{local}+c42@{DOMAIN}",
             "old_domain": f"{local}@{OLD_DOMAIN}",
             "c42_alternate": f"{first[0]}{last}{k}@{DOMAIN}".lower(),
@@ -166,9 +167,12 @@ def ksat_directory(persons: list[Person]) -> tuple[list[dict], dict[str, dict]]:
             users.append(_user(uid, person, f"{local}@{CONTRACTOR_DOMAIN}", custom1=person.actor_id))
         elif kind == "archived":
             users.append(_user(uid, person, email, status="archived"))
-        elif kind == "ambiguous":
-            users.append(_user(uid, person, email))
-            users.append(_user(next_id, person, email.upper(), aliases=[email]))
+        elif kind == "ambiguous":  # two KSAT users claim the short address Code42 knows them by
+            namesake = Person(index=person.index, actor_id="", first="Alex", last=person.last, kind="namesake",
+                              department=person.department, departing=False, code42_name="")
+            users.append(_user(uid, person, email, aliases=[person.code42_name]))
+            users.append(_user(next_id, namesake, f"alex.{person.last}{person.index}@{DOMAIN}".lower(),
+                               aliases=[person.code42_name]))
             next_id += 1
             truth[person.actor_id] = {"ksat_user_id": None, "kind": kind}
             continue

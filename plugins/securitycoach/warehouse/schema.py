@@ -159,6 +159,85 @@ code42_actor = sa.Table(
     sa.Column("raw", Json, nullable=False),
 )
 
+# --- KnowBe4 KSAT directory and user mapping -----------------------------------------------------
+ksat_user = sa.Table(
+    "ksat_user",
+    metadata,
+    _tenant(),
+    sa.Column("ksat_user_id", sa.BigInteger, primary_key=True),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("employee_number", sa.Text),
+    sa.Column("first_name", sa.Text),
+    sa.Column("last_name", sa.Text),
+    sa.Column("department", sa.Text),
+    sa.Column("aliases", Json),
+    sa.Column("groups", Json),
+    sa.Column("custom_field_1", sa.Text),
+    sa.Column("custom_field_2", sa.Text),
+    sa.Column("custom_field_3", sa.Text),
+    sa.Column("custom_field_4", sa.Text),
+    sa.Column("archived_at", sa.Text),
+    sa.Column("raw", Json, nullable=False),
+)
+
+ksat_group = sa.Table(
+    "ksat_group",
+    metadata,
+    _tenant(),
+    sa.Column("group_id", sa.BigInteger, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("group_type", sa.Text),
+    sa.Column("member_count", sa.Integer),
+    sa.Column("status", sa.String(16)),
+)
+
+# The analysts' contract: one row per mapped Code42 actor (keep the name and columns).
+user_mapping = sa.Table(
+    "user_mapping",
+    metadata,
+    _tenant(),
+    sa.Column("actor_id", sa.String(128), primary_key=True),
+    sa.Column("ksat_user_id", sa.BigInteger, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+    sa.Column("mapped_at", Ts, nullable=False),
+)
+
+# Actors no rule could map, and why ("ambiguous" when two KSAT users fit: never guessed).
+unmapped_actor = sa.Table(
+    "unmapped_actor",
+    metadata,
+    _tenant(),
+    sa.Column("actor_id", sa.String(128), primary_key=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),
+)
+
+# The CSV upload in force (replaced whole by the next good upload) and the audit of every upload.
+mapping_override = sa.Table(
+    "mapping_override",
+    metadata,
+    _tenant(),
+    sa.Column("code42_identifier", sa.Text, primary_key=True),
+    sa.Column("ksat_email", sa.Text, nullable=False),
+    sa.Column("upload_id", sa.String(64), nullable=False),
+)
+
+mapping_upload = sa.Table(
+    "mapping_upload",
+    metadata,
+    _tenant(),
+    sa.Column("upload_id", sa.String(64), primary_key=True),
+    sa.Column("file_name", sa.Text, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("errors", Json),
+    sa.Column("uploaded_by", sa.Text),
+    sa.Column("uploaded_at", Ts, nullable=False),
+)
+
 # One row per DAG run (and per reference refresh): what the run asked of the API and what it cost.
 # Operational metadata: not part of the row-for-row idempotence promise of the fact tables.
 sync_audit = sa.Table(
@@ -188,4 +267,9 @@ FACT_TABLES = (
     code42_alert,
     code42_alert_rule,
     code42_actor,
+    ksat_user,
+    ksat_group,
+    user_mapping,
+    unmapped_actor,
+    mapping_override,
 )

@@ -1,0 +1,141 @@
+"""KnowBe4Hook: one hook per ``knowbe4`` connection (API Key, Base URL).
+
+The same transport as the Code42 hook (``JsonApiHook``: pooled session, retries with backoff and
+Retry-After, client-side throttle, timeouts, validated records, paging); auth is the Reporting
+API key as a bearer token, masked in logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import requests
+from pydantic import Field
+from requests.auth import AuthBase
+
+from code42_hook.auth import _mask
+from code42_hook.errors import Code42ConfigError
+from code42_hook.records import Record
+from code42_hook.throttle import RateLimiter
+from code42_hook.transport import JsonApiHook
+from code42_hook.urls import is_loopback
+
+KNOWBE4_REGIONS = ("us", "eu", "ca", "uk", "de")
+KNOWBE4_API_HOSTS = frozenset(f"{region}.api.knowbe4.com" for region in KNOWBE4_REGIONS)
+
+
+class KsatUser(Record):
+    id: int
+    email: str
+    status: str
+    employee_number: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    job_title: str | None = None
+    location: str | None = None
+    division: str | None = None
+    department: str | None = None
+    manager_name: str | None = None
+    manager_email: str | None = None
+    groups: list[int] = Field(default_factory=list)
+    aliases: list[str] = Field(default_factory=list)
+    joined_on: str | None = None
+    archived_at: str | None = None
+    custom_field_1: str | None = None
+    custom_field_2: str | None = None
+    custom_field_3: str | None = None
+    custom_field_4: str | None = None
+
+
+class KsatGroup(Record):
+    id: int
+    name: str
+    group_type: str | None = None
+    member_count: int | None = None
+    status: str | None = None
+
+
+# KnowBe4 answers in snake_case: no camelCase aliases for these records.
+for _model in (KsatUser, KsatGroup):
+    _model.model_config = {**_model.model_config, "alias_generator": None}
+    _model.model_rebuild(force=True)
+
+
+class BearerKeyAuth(AuthBase):
+    """``Authorization: Bearer <Reporting API key>``; the key is registered with the log masker."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+        _mask(api_key)
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._api_key}"
+        return request
+
+
+def normalize_knowbe4_url(value: str | None) -> str:
+    raw = (value or "").strip()
+    if not raw:
+        raise Code42ConfigError("KnowBe4 Base URL is empty: e.g. https://us.api.knowbe4.com")
+    parts = urlsplit(raw if "://" in raw else f"https://{raw}")
+    host = (parts.hostname or "").lower()
+    loopback = is_loopback(host)
+    if parts.scheme not in ("http", "https") or not host:
+        raise Code42ConfigError(f"KnowBe4 Base URL {raw!r} is not an http(s) URL")
+    if parts.scheme == "http" and not loopback:
+        raise Code42ConfigError(f"KnowBe4 Base URL {raw!r} uses plain http; https is required (http only for loopback)")
+    if not loopback and host not in KNOWBE4_API_HOSTS:
+        raise Code42ConfigError(f"KnowBe4 Base URL {raw!r} is not a KnowBe4 Reporting API host; expected "
+                                f"https://<region>.api.knowbe4.com with region one of {', '.join(KNOWBE4_REGIONS)}")
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+class KnowBe4Hook(JsonApiHook):
+    """KnowBe4 Reporting API client: the KSAT user directory and groups."""
+
+    conn_name_attr = "knowbe4_conn_id"
+    default_conn_name = "knowbe4_default"
+    conn_type = "knowbe4"
+    hook_name = "KnowBe4 Reporting API"
+    api_name = "KnowBe4"
+    default_rate_limit_per_minute = 180.0  # "a few requests per second"
+
+    USERS_PAGE_SIZE = 500
+
+    def __init__(self, knowbe4_conn_id: str = default_conn_name, *, limiter: RateLimiter | None = None) -> None:
+        super().__init__(knowbe4_conn_id, auth_type=None, limiter=limiter)
+        self.knowbe4_conn_id = knowbe4_conn_id
+
+    def checked_base_url(self) -> str:
+        base_url = normalize_knowbe4_url(self.connection.host)
+        if not self.connection.password:
+            raise Code42ConfigError(f"connection {self.knowbe4_conn_id!r}: the API Key (password) is required")
+        return base_url
+
+    def configure_auth(self, session: requests.Session) -> None:
+        session.auth = BearerKeyAuth(self.connection.password)
+
+    def iter_users(self, status: str | None = None) -> Iterator[KsatUser]:
+        """Every user (``status`` active|archived to filter); an empty page ends the listing."""
+        if status not in (None, "active", "archived"):
+            raise ValueError(f"iter_users: status must be active, archived or None, got {status!r}")
+        endpoint, size = "/v1/users", self.USERS_PAGE_SIZE
+        params = {"per_page": size, **({"status": status} if status else {})}
+        yield from self._paged(KsatUser, endpoint, size, items_key=None, first_page=1,
+                               request=lambda page: self._request_json("GET", endpoint, page=page,
+                                                                       params={**params, "page": page}))
+
+    def iter_groups(self) -> Iterator[KsatGroup]:
+        endpoint = "/v1/groups"
+        yield from self._records(KsatGroup, self._request_json("GET", endpoint), endpoint, None)
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            users = list(self._records(KsatUser, self._request_json(
+                "GET", "/v1/users", params={"page": 1, "per_page": 1}), "/v1/users", 1))
+        except Code42ConfigError as exc:
+            return False, f"Invalid KnowBe4 Base URL: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the form shows the reason
+            return False, f"KnowBe4 Reporting API refused or unreachable: {exc}"
+        return True, f"KnowBe4 Reporting API reachable ({len(users)} user read)."

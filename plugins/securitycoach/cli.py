@@ -1,0 +1,77 @@
+"""``securitycoach``: the pipeline's commands that run without a scheduler.
+
+    securitycoach mapping check-rules [RULES]
+    securitycoach mapping upload FILE --tenant TENANT [--by NAME]
+    securitycoach mapping run --tenant TENANT [--rules RULES]
+
+The warehouse is ``--warehouse URL`` (SQLAlchemy URL), else ``$SECURITYCOACH_WAREHOUSE_URL``,
+else the embedded SQLite warehouse (``data/warehouse.db``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from securitycoach.mapping.rules import RuleFileError, load_rules
+from securitycoach.mapping.store import apply_upload, remap
+from securitycoach.paths import data_dir, mapping_rules_path
+from securitycoach.warehouse import create_warehouse_engine, describe_url, migrate
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="securitycoach", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--warehouse", help="SQLAlchemy URL of the warehouse")
+    parser.add_argument("--search-path", help="PostgreSQL schema of the warehouse")
+    sub = parser.add_subparsers(dest="area", required=True)
+    mapping = sub.add_parser("mapping", help="user mapping").add_subparsers(dest="command", required=True)
+    check = mapping.add_parser("check-rules", help="validate a mapping rule file")
+    check.add_argument("rules", nargs="?", type=Path)
+    upload = mapping.add_parser("upload", help="apply a code42_identifier,ksat_email CSV, then re-map")
+    upload.add_argument("file", type=Path)
+    upload.add_argument("--tenant", required=True)
+    upload.add_argument("--by", default=os.environ.get("USER"), help="who uploads (audited)")
+    upload.add_argument("--rules", type=Path)
+    run = mapping.add_parser("run", help="re-map every actor of a tenant")
+    run.add_argument("--tenant", required=True)
+    run.add_argument("--rules", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        ruleset = load_rules(getattr(args, "rules", None) or mapping_rules_path())
+    except RuleFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.command == "check-rules":
+        print(f"{len(ruleset.rules)} rules, {len(ruleset.enabled)} enabled: OK")
+        return 0
+    url = args.warehouse or os.environ.get("SECURITYCOACH_WAREHOUSE_URL") or f"sqlite:///{data_dir() / 'warehouse.db'}"
+    engine = create_warehouse_engine(url, search_path=args.search_path)
+    migrate(engine)
+    if args.command == "upload":
+        try:
+            data = args.file.read_bytes()
+        except OSError as exc:
+            print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        result = apply_upload(engine, args.tenant, data, file_name=args.file.name, uploaded_by=args.by)
+        if result.status != "applied":
+            print(f"{args.file}: rejected, nothing applied ({len(result.errors)} problems):", file=sys.stderr)
+            for error in result.errors:
+                print(f"  {error}", file=sys.stderr)
+            return 1
+        print(f"{args.file}: applied {result.rows} rows (upload {result.upload_id}) to {describe_url(url)}")
+    summary = remap(engine, args.tenant, ruleset)
+    print(f"mapping: {summary['mapped']} mapped, {summary['ambiguous']} ambiguous, {summary['no_match']} without "
+          f"a KSAT user, {summary['changed']} rows changed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
