@@ -220,3 +220,28 @@ def test_shipped_rule_file_is_valid():
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "8 rules, 8 enabled: OK"
     assert Path(ROOT / "include" / "config" / "mapping_rules.yaml").exists()
+
+
+def test_mapping_upload_dag_applies_a_file_from_the_upload_folder(airflow_db, hooks, sqlite_warehouse, monkeypatch,
+                                                                  tmp_path):
+    engine = sqlite_warehouse
+    refresh_ksat_directory(engine, hooks[1], tenant_id=hooks[0].tenant_id)
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE",
+                       json.dumps({"conn_type": "sqlite", "host": engine.url.database}))
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    monkeypatch.setenv("SECURITYCOACH_UPLOAD_DIR", str(uploads))
+    with engine.connect() as conn:
+        email = conn.execute(sa.select(t.ksat_user.c.email)).scalars().first()
+    (uploads / "map.csv").write_text(f"code42_identifier,ksat_email\nsomeone@example.com,{email}\n")
+    (tmp_path / "outside.csv").write_text(f"code42_identifier,ksat_email\nother@example.com,{email}\n")
+    dag = DagBag(dag_folder=str(ROOT / "dags")).get_dag("securitycoach_mapping_upload")
+    assert dag.test(run_conf={"csv_path": "../outside.csv"}).state == "failed"
+    assert dag.test(run_conf={"csv_path": "map.csv"}).state == "success"
+    with engine.connect() as conn:
+        uploads_seen = conn.execute(sa.select(t.mapping_upload.c.file_name, t.mapping_upload.c.status)).all()
+        overrides = conn.execute(sa.select(t.mapping_override.c.code42_identifier)).scalars().all()
+    assert uploads_seen == [("map.csv", "applied")]  # the refused path never reached the warehouse
+    assert overrides == ["someone@example.com"]
