@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench-mapping clean
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -28,3 +28,6 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) build data
+
+bench-mapping: venv
+	$(PY) benchmarks/bench_mapping.py
