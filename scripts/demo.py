@@ -92,6 +92,10 @@ def main() -> int:
             f"{r['requests']} requests, {r['retries']} retries, {r['n_429']} x 429, "
             f"{r['rows_changed']} rows changed, {r['seconds']:.1f} s of runs"
         )
+    print("\nUser mapping (Code42 actor -> KSAT user):")
+    for r in run_report_query(engine, "mapping_summary"):
+        print(f"  tenant {r['tenant_id']}: {r['mapped']} of {r['actors']} actors mapped, "
+              f"{r['ambiguous']} ambiguous, {r['no_match']} without a KSAT user (see rpt_unmapped_events)")
     print(f"\nwarehouse: {warehouse}")
     print(f"report:    {report}")
     print(f"done in {time.monotonic() - started:.0f} s")
