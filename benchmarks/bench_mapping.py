@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from incydr_sandbox.identities import ksat_directory, people
+from incydr_sandbox.identities import build_directory
 from securitycoach.mapping.engine import ActorIdentity, KsatIdentity, map_actors
 from securitycoach.mapping.rules import KSAT_FIELDS, load_rules
 from securitycoach.mapping.store import remap
@@ -44,9 +44,13 @@ def main() -> None:
     rules = load_rules(mapping_rules_path())
 
     started = time.perf_counter()
-    persons = people(7, args.actors)
-    users, truth = ksat_directory(persons)
-    actors_raw = [p.code42_actor() for p in persons]
+    anchor_ms = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
+    directory = build_directory(7, args.actors, anchor_ms, anchor_ms - 30 * 86_400_000)
+    users = [directory.ksat_json(u) for u in directory.ksat_users]
+    truth = {k: (None if v["ksat_user_id"] == "none" else v["ksat_user_id"])
+             for k, v in directory.truth_json().items()}
+    actors_raw = [a.api() for a in directory.actors]
+    del directory
     generate_s = time.perf_counter() - started
     rss_base = _rss_mb()
 
@@ -56,8 +60,8 @@ def main() -> None:
     decisions = map_actors(actors, ksat, rules)
     decide_s = time.perf_counter() - started
     rss_decide = _rss_mb()
-    wrong = sum(1 for d in decisions if d.ksat_user_id is not None and d.ksat_user_id != truth[d.actor_id]["ksat_user_id"])
-    missed = sum(1 for d in decisions if d.ksat_user_id is None and truth[d.actor_id]["ksat_user_id"] is not None)
+    wrong = sum(1 for d in decisions if d.ksat_user_id is not None and d.ksat_user_id != truth[d.actor_id])
+    missed = sum(1 for d in decisions if d.ksat_user_id is None and truth[d.actor_id] is not None)
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_warehouse_engine(f"sqlite:///{tmp}/wh.db")

@@ -29,6 +29,9 @@ import sqlalchemy as sa
 
 from securitycoach.warehouse import create_warehouse_engine, migrate
 
+# The sandbox fixtures (sandbox, clean_sandbox, start_sandbox) live in tests/sandbox_fixture.py.
+pytest_plugins = ["sandbox_fixture"]
+
 PG_ADMIN_URL = os.environ.get("SECURITYCOACH_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 
 
@@ -88,22 +91,3 @@ def airflow_db():
                    capture_output=True)
     return _AIRFLOW_HOME
 
-
-SANDBOX_ANCHOR = "2026-11-01T00:00:00Z"
-
-
-@pytest.fixture(scope="session")
-def sandbox():
-    """The Incydr sandbox as a real HTTP server (child process), anchor pinned for determinism."""
-    from incydr_sandbox.process import SandboxProcess
-
-    with SandboxProcess(seed=42, anchor=SANDBOX_ANCHOR) as sb:
-        yield sb
-
-
-@pytest.fixture
-def clean_sandbox(sandbox):
-    """The shared sandbox with faults, counters and clock reset before and after the test."""
-    sandbox.reset()
-    yield sandbox
-    sandbox.reset()

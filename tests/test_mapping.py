@@ -62,14 +62,15 @@ def test_default_rules_map_exactly_what_the_truth_says(loaded, clean_sandbox):
     mapped, unmapped = _state(engine, tenant)
     wrong = {a: (m.ksat_user_id, truth[a]) for a, m in mapped.items() if truth[a]["ksat_user_id"] != m.ksat_user_id}
     assert wrong == {}  # precision 100%: no wrong mapping
-    mappable = {a for a, v in truth.items() if v["ksat_user_id"] is not None}
+    mappable = {a for a, v in truth.items() if v["ksat_user_id"] != "none"}
     assert set(mapped) == mappable  # every actor the default rules can map is mapped
-    assert {a: u.reason for a, u in unmapped.items()} == {
-        a: ("ambiguous" if v["kind"] == "ambiguous" else "no_match") for a, v in truth.items() if a not in mappable}
+    assert set(unmapped) == set(truth) - mappable
+    for actor_id, row in unmapped.items():  # two KSAT users with the actor's email: "ambiguous", never guessed
+        expected = "ambiguous" if truth[actor_id]["kind"] == "ambiguous_duplicate" else "no_match"
+        assert row.reason == expected, (truth[actor_id], row.evidence)
     assert "ambiguous" in {u.reason for u in unmapped.values()}
     rules_used = {m.rule for m in mapped.values()}
-    assert {"Exact email", "KSAT alias", "Code42 alternate names", "Strip +tag", "Domain rewrite",
-            "Code42 actor id in KSAT custom field 1", "Parent actor"} <= rules_used
+    assert {"Exact email", "KSAT alias", "Code42 alternate names", "Contractor id", "Parent actor"} <= rules_used
     assert all(m.evidence for m in mapped.values())
     assert summary["mapped"] == len(mappable) and summary["changed"] == len(truth)
     # Re-mapping with nothing changed writes nothing and keeps mapped_at.
@@ -90,13 +91,15 @@ def test_csv_upload_remaps_without_re_extracting(loaded, hooks, clean_sandbox, s
     remap(engine, tenant, RULES)
     with engine.connect() as conn:
         waiting = {r.actor_id: r for r in conn.execute(sa.text("SELECT * FROM rpt_unmapped_events"))}
-        users = {r.email.lower(): r.ksat_user_id for r in conn.execute(sa.select(t.ksat_user))}
-    ambiguous = next(a for a, v in truth.items() if v["kind"] == "ambiguous" and waiting.get(a)
-                     and waiting[a].sessions > 0)
-    actor = {r.actor_id: r for r in _actors(engine)}[ambiguous]
-    candidates = [int(x) for x in waiting[ambiguous].evidence.rsplit("users ", 1)[1].split(", ")]
-    target = candidates[0]  # the admin settles the ambiguity for one of the two
-    target_email = next(e for e, u in users.items() if u == target)
+        users = conn.execute(sa.select(t.ksat_user).where(t.ksat_user.c.status == "active")).all()
+    actors = {r.actor_id: r for r in _actors(engine)}
+    # An unmapped actor with activity waiting whose name two KSAT users share: the admin settles it.
+    ambiguous = next(a for a, v in truth.items() if v["kind"] == "ambiguous_name" and a in waiting)
+    assert waiting[ambiguous].sessions + waiting[ambiguous].alerts > 0
+    actor = actors[ambiguous]
+    namesakes = [u for u in users if (u.first_name, u.last_name) == (actor.first_name, actor.last_name)]
+    assert len(namesakes) >= 2
+    target, target_email = namesakes[0].ksat_user_id, namesakes[0].email
     requests_before = clean_sandbox.stats()["data_requests"]
     csv_text = (
         "\ufeffcode42_identifier,ksat_email\r\n"
@@ -218,7 +221,7 @@ def test_cli_upload_reports_problems_and_exit_codes(tmp_path, pg_schema, loaded)
 def test_shipped_rule_file_is_valid():
     out = subprocess.run([sys.executable, "-m", "securitycoach.cli", "mapping", "check-rules"],
                          capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "8 rules, 8 enabled: OK"
+    assert out.stdout.strip() == "10 rules, 10 enabled: OK"
     assert Path(ROOT / "include" / "config" / "mapping_rules.yaml").exists()
 
 

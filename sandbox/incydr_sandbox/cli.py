@@ -1,75 +1,93 @@
-"""``incydr-sandbox``: serve the synthetic tenant on a loopback port."""
+"""incydr-sandbox: a local, deterministic Code42 Incydr + KnowBe4 Reporting API.
+
+Prints one line to stdout once it accepts connections:
+  serving http://HOST:PORT client_id=ID client_secret=SECRET
+Everything else goes to stderr. See sandbox/README.md for credentials, knobs and admin endpoints.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import logging
-import socket
 import sys
-import threading
-import time
 from dataclasses import fields
+from pathlib import Path
 
-import uvicorn
-
-from incydr_sandbox.app import build_app
-from incydr_sandbox.config import CLIENT_SECRET, Faults, TenantConfig, parse_anchor
-from incydr_sandbox.state import SandboxState
+from incydr_sandbox.config import (
+    CLIENT_SECRET,
+    DEFAULT_CLIENT_ID,
+    Faults,
+    SandboxConfig,
+    TenantConfig,
+    parse_anchor,
+)
+from incydr_sandbox.identities import build_directory, truth_text
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="incydr-sandbox", description=__doc__)
+    p = argparse.ArgumentParser(prog="incydr-sandbox", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    p.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--anchor", help="end of the data (ISO-8601 UTC or epoch ms); default now")
-    p.add_argument("--days", type=int, default=30)
-    p.add_argument("--sessions", type=int, default=1440, help="sessions over the whole span")
+    p.add_argument("--anchor", help="end of the data: ISO-8601 UTC or epoch ms (default: now, to the minute)")
+    p.add_argument("--days", type=int, default=30, help="the data covers [anchor - days, anchor]")
+    p.add_argument("--sessions", type=int, default=1440, help="sessions begun over the span (default ~48/day)")
     p.add_argument("--actors", type=int, default=40)
-    p.add_argument("--write-truth", metavar="PATH",
-                   help="write the actor -> KSAT user ground truth (JSON) for this seed and exit")
+    p.add_argument("--write-truth", metavar="PATH", type=Path,
+                   help="write the actor -> KSAT user ground truth (.csv: CSV, else JSON) and exit")
+    p.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--admin-any-host", action="store_true",
+                   help="answer /_sandbox/* from any client, not only local ones")
+    knobs = p.add_argument_group("fault knobs (runtime: GET/POST /_sandbox/faults with the same names)")
     for f in fields(Faults):
+        flag = f"--{f.name.replace('_', '-')}"
         if f.name == "fail_next":
-            p.add_argument("--fail-next", type=int, nargs="*", default=[])
+            knobs.add_argument(flag, type=int, nargs="*", default=[], metavar="STATUS")
         else:
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+            knobs.add_argument(flag, type=type(f.default), default=f.default, metavar=type(f.default).__name__.upper())
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.sessions < 1 or args.actors < 2 or args.days < 1:
-        print("incydr-sandbox: --sessions >= 1, --actors >= 2 and --days >= 1 are required", file=sys.stderr)
-        return 2
-    config = TenantConfig(seed=args.seed, anchor_ms=parse_anchor(args.anchor), days=args.days,
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    tenant = TenantConfig(seed=args.seed, anchor_ms=parse_anchor(args.anchor), days=args.days,
                           sessions=args.sessions, actors=args.actors)
     faults = Faults()
     faults.update({f.name: getattr(args, f.name) for f in fields(Faults)})
-    state = SandboxState(config, faults)
+    return SandboxConfig(tenant=tenant, faults=faults, admin_any_host=args.admin_any_host)
+
+
+def write_truth(config: TenantConfig, path: Path) -> None:
+    directory = build_directory(config.seed, config.actors, config.anchor_ms, config.span_start_ms)
+    path.write_text(truth_text(directory, "csv" if path.suffix.lower() == ".csv" else "json"), encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.write_truth:
-        with open(args.write_truth, "w", encoding="utf-8") as fh:
-            json.dump(state.ksat()[1], fh, indent=1, sort_keys=True)
+        write_truth(config.tenant, args.write_truth)
+        print(f"wrote ground truth for {config.tenant.actors} actors to {args.write_truth}", file=sys.stderr)
         return 0
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build_app(state), log_level="warning", access_log=False,
-                                           timeout_keep_alive=30))
 
-    def announce() -> None:
-        while not server.started:
-            if server.should_exit:
-                return
-            time.sleep(0.01)
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"serving http://{host}:{port} client_id=sandbox-client client_secret={CLIENT_SECRET}", flush=True)
+    from incydr_sandbox.server import serve_forever  # imported late: --write-truth needs no web stack
+    from incydr_sandbox.state import SandboxState
 
-    threading.Thread(target=announce, daemon=True).start()
-    asyncio.run(server.serve(sockets=[sock]))
+    def announce(base_url: str) -> None:
+        print(f"serving {base_url} client_id={DEFAULT_CLIENT_ID} client_secret={CLIENT_SECRET}", flush=True)
+
+    try:
+        serve_forever(SandboxState(config), args.host, args.port, access_log=args.access_log,
+                      log_level=args.log_level, on_started=announce)
+    except OSError as exc:
+        print(f"incydr-sandbox: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -1,73 +1,144 @@
-"""Fault injection for data requests, applied by one middleware before the route runs."""
+"""Fault injection. Request-level faults (429s, 5xx, dropped connections, latency, rate limits) are
+an ASGI middleware in front of every data request; page-level faults (truncated JSON, a missing
+required key) are applied where list pages are rendered (``page_response``)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from incydr_sandbox.auth import bearer_token
 from incydr_sandbox.state import SandboxState
+
+KSAT_PREFIXES = ("/v1/users", "/v1/groups")
+# The key removed from the first item of a page by missing_key_every, per kind of page.
+REQUIRED_KEYS = {"sessions": "lastUpdated", "alerts": "createdAt", "actors": "actorId", "rules": "id",
+                 "events": "@timestamp", "ksat_users": "id", "ksat_groups": "id"}
 
 
 def is_data_path(path: str) -> bool:
-    return (path.startswith(("/v1/", "/v2/"))) and path != "/v1/oauth"
+    return path.startswith(("/v1/", "/v2/")) and path != "/v1/oauth"
 
 
-class DroppedResponse(Response):
-    """Promise a body, send part of it, stop: the client sees the connection cut mid-response."""
+def _status_body(status: int) -> bytes:
+    titles = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+              503: "Service Unavailable", 504: "Gateway Timeout"}
+    return json.dumps({"type": "about:blank", "title": titles.get(status, "Error"), "status": status,
+                       "detail": f"sandbox fault: HTTP {status}"}).encode()
+
+
+class FaultMiddleware:
+    """Counts every request and decides, before the route runs, whether a data request fails."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app, self.state = app, state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        statuses: list[int] = []
+
+        async def counting_send(message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+            await send(message)
+
+        try:
+            if is_data_path(scope["path"]):
+                await self._data_request(scope, receive, counting_send)
+            else:
+                await self.app(scope, receive, counting_send)
+        finally:
+            self._count(scope, statuses[0] if statuses else None)
+
+    async def _data_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state, f = self.state, self.state.faults
+        n, fail_status, drop = state.next_data_request()
+        if f.latency_ms:
+            await asyncio.sleep(f.latency_ms / 1000)
+        if drop:
+            state.count("dropped")
+            await self._drop(scope, send)
+            return
+        status, retry_after = fail_status, f.retry_after if fail_status == 429 else None
+        if status is None and f.fail_429_every and n % f.fail_429_every == 0:
+            status, retry_after = 429, f.retry_after
+        if status is None:
+            wait = self._rate_limited(scope)
+            if wait is not None:
+                status, retry_after = 429, wait
+        if status is None and f.fail_5xx_rate:
+            roll = random.Random(f"{state.config.tenant.seed}/5xx/{n}")
+            if roll.random() < f.fail_5xx_rate:
+                status = roll.choice((503, 503, 500))
+        if status is None:
+            await self.app(scope, receive, send)
+            return
+        headers = [(b"content-type", b"application/problem+json")]
+        if retry_after is not None:
+            headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": _status_body(status)})
+
+    def _rate_limited(self, scope: Scope) -> float | None:
+        state, f = self.state, self.state.faults
+        token = bearer_token(Headers(scope=scope))
+        if scope["path"].startswith(KSAT_PREFIXES):
+            wait = state.over_limit(f"ksat/{token}", f.ksat_rate_limit_per_sec, 1.0)
+            if wait is not None:
+                return wait
+            client = f"ksat/{token}"
+        else:  # per API client: all of a client's tokens share its budget
+            client = state.tokens.client_of(token) or f"token/{token[-16:]}"
+        return state.over_limit(client, f.rate_limit_per_min, 60.0)
+
+    async def _drop(self, scope: Scope, send: Send) -> None:
+        """Close the connection without answering. Without access to the connection (e.g. under an
+        in-process test client), promise a body, send part of it and fail instead."""
+        connection = self.state.find_connection(tuple(scope.get("client") or ()))
+        if connection is not None:
+            connection.transport.close()
+            cycle = getattr(connection, "cycle", None)
+            for _ in range(50):  # let the server notice, so that it does not try to answer either
+                if cycle is None or cycle.disconnected:
+                    break
+                await asyncio.sleep(0)
+            return
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", b"100000")]})
         await send({"type": "http.response.body", "body": b'{"items": [', "more_body": True})
         raise ConnectionAbortedError("sandbox drop_next fault")
 
+    def _count(self, scope: Scope, status: int | None) -> None:
+        route = scope.get("route")
+        path = getattr(route, "path", None) or scope["path"]
+        with self.state.lock:
+            self.state.stats["requests"] += 1
+            self.state.by_path[f"{scope['method']} {path}"] += 1
+            if status is not None:
+                self.state.by_status[status] += 1
+                if status == 429:
+                    self.state.stats["n_429"] += 1
+                elif status >= 500:
+                    self.state.stats["n_5xx"] += 1
 
-def _status(status: int, retry_after: float | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(max(1, math.ceil(retry_after)))} if retry_after is not None else {}
-    return JSONResponse({"error": f"sandbox fault: HTTP {status}"}, status_code=status, headers=headers)
 
-
-def _client_key(state: SandboxState, request: Request) -> str:
-    """Rate limits are per API client (all its tokens together), or per KnowBe4 key."""
-    token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    return state.client_of(token) or token[-12:] or "anonymous"
-
-
-async def inject(state: SandboxState, request: Request, call_next) -> Response:
-    path = request.url.path
-    if not is_data_path(path):
-        return await call_next(request)
+def page_response(state: SandboxState, kind: str, body: dict | list, items: list) -> Response:
+    """A list page, with the malformed_every / missing_key_every faults applied to every Nth page."""
+    n = state.next_page()
     f = state.faults
-    with state.lock:
-        state.data_requests += 1
-        n = state.data_requests
-        fail_now = f.fail_next.pop(0) if f.fail_next else None
-        drop = f.drop_next > 0
-        if drop:
-            f.drop_next -= 1
-    if f.latency_ms:
-        await asyncio.sleep(f.latency_ms / 1000)
-    response: Response | None = None
-    if drop:
-        state.stats["dropped"] += 1
-        response = DroppedResponse()
-    elif fail_now is not None:
-        response = _status(fail_now, f.retry_after if fail_now == 429 else None)
-    elif f.fail_429_every and n % f.fail_429_every == 0:
-        response = _status(429, f.retry_after)
-    elif (wait := state.over_rate_limit(_client_key(state, request))) is not None:
-        response = _status(429, wait)
-    elif f.fail_5xx_rate and random.Random(f"{state.config.seed}/5xx/{n}").random() < f.fail_5xx_rate:
-        response = _status(503)
-    if response is None:
-        response = await call_next(request)
-    if response.status_code == 429:
-        state.stats["n_429"] += 1
-    elif response.status_code >= 500:
-        state.stats["n_5xx"] += 1
-    return response
+    if f.malformed_every and n % f.malformed_every == 0:
+        state.count("malformed")
+        text = json.dumps(body)
+        return Response(text[: max(len(text) // 2, 1)], media_type="application/json")
+    if f.missing_key_every and n % f.missing_key_every == 0 and items:
+        state.count("missing_key")
+        items[0] = {k: v for k, v in items[0].items() if k != REQUIRED_KEYS[kind]}
+    return JSONResponse(body)

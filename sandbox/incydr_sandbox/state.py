@@ -1,86 +1,118 @@
-"""Mutable server state: tokens, clock, counters, faults. One instance per running sandbox."""
+"""Mutable server state: the clock, faults, counters, tokens, rate windows. One per running sandbox."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
-import secrets
 import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 
-from incydr_sandbox.config import CLIENT_SECRET, CLIENTS, Faults, TenantConfig
-from incydr_sandbox.identities import ksat_directory
+from incydr_sandbox.auth import TokenStore
+from incydr_sandbox.config import MINUTE_MS, SandboxConfig
 from incydr_sandbox.tenant import Tenant
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+class QueryCache:
+    """The matches of the last few filtered queries, so paging through one is not a rescan per page.
+
+    Keys include the sandbox clock, so moving the clock never serves stale matches.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._entries: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key, compute: Callable[[], list]) -> list:
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        value = compute()
+        with self._lock:
+            self._entries[key] = value
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 class SandboxState:
-    def __init__(self, config: TenantConfig, faults: Faults | None = None) -> None:
+    def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.tenant = Tenant(config)
-        self.initial_faults = (faults or Faults()).as_dict()
+        self.tenant = Tenant(config.tenant)
+        self.tokens = TokenStore(config.tenant.seed, self.tenant.tenant_id)
+        self.queries = QueryCache()
         self.lock = threading.Lock()
-        self._key = hashlib.sha256(f"sandbox-jwt/{config.seed}".encode()).digest()
-        self.tokens: dict[str, tuple[str, float]] = {}
+        # Set by the server: finds the live connection of a client address (for the drop_next fault).
+        self.find_connection: Callable[[tuple], object | None] = lambda client: None
         self.reset()
 
     def reset(self) -> None:
+        """Faults back to their start values, counters to zero, the clock back to the anchor."""
         with self.lock:
-            self.faults = Faults(**json.loads(json.dumps(self.initial_faults)))
-            self.clock_ms = self.config.anchor_ms
+            self.faults = self.config.faults.copy()
+            self.clock_ms = self.config.tenant.anchor_ms
             self.stats: Counter = Counter()
             self.by_path: Counter = Counter()
+            self.by_status: Counter = Counter()
             self.data_requests = 0
             self.pages_served = 0
-            self.windows: dict[str, deque] = defaultdict(deque)
+            self.windows: dict[str, deque] = {}
+        self.queries.clear()
 
-    # --- KnowBe4 directory (built once) ---------------------------------------------------------
-    def ksat(self) -> tuple[list[dict], dict]:
-        if not hasattr(self, "_ksat"):
-            self._ksat = ksat_directory(self.tenant.people)
-        return self._ksat
-
-    # --- OAuth ---------------------------------------------------------------------------------
-    def check_client(self, client_id: str, secret: str) -> bool:
-        return client_id in CLIENTS and hmac.compare_digest(secret, CLIENT_SECRET)
-
-    def issue_token(self, client_id: str) -> tuple[str, int]:
-        ttl = int(self.faults.token_ttl)
-        now = time.time()
-        header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-        payload = _b64(json.dumps({"sub": client_id, "tenantUid": self.tenant.tenant_id, "iat": int(now),
-                                   "exp": int(now + ttl), "jti": secrets.token_hex(8)}).encode())
-        signature = _b64(hmac.new(self._key, f"{header}.{payload}".encode(), hashlib.sha256).digest())
-        token = f"{header}.{payload}.{signature}"
+    # --- the clock ------------------------------------------------------------------------------
+    def advance(self, minutes: float) -> int:
+        if minutes < 0:
+            raise ValueError("the sandbox clock only moves forward")
         with self.lock:
-            self.tokens[token] = (client_id, now + ttl)
-            self.stats["tokens_issued"] += 1
-        return token, ttl
+            self.clock_ms += round(minutes * MINUTE_MS)
+            return self.clock_ms
 
-    def client_of(self, token: str) -> str | None:
-        entry = self.tokens.get(token)
-        if entry is None or entry[1] <= time.time():
-            return None
-        return entry[0]
+    # --- counters -------------------------------------------------------------------------------
+    def next_data_request(self) -> tuple[int, int | None, bool]:
+        """Count a data request; (its number, a fail_next status to answer with, drop it?)."""
+        with self.lock:
+            self.data_requests += 1
+            f = self.faults
+            status = f.fail_next.pop(0) if f.fail_next else None
+            drop = status is None and f.drop_next > 0
+            if drop:
+                f.drop_next -= 1
+            return self.data_requests, status, drop
 
-    # --- rate limit ----------------------------------------------------------------------------
-    def over_rate_limit(self, client: str) -> float | None:
-        """Seconds to wait if ``client`` is over the per-minute limit, else None (and count it)."""
-        limit = self.faults.rate_limit_per_min
+    def next_page(self) -> int:
+        with self.lock:
+            self.pages_served += 1
+            if self.faults.advance_per_page_min:
+                self.clock_ms += round(self.faults.advance_per_page_min * MINUTE_MS)
+            return self.pages_served
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.stats[name] += n
+
+    def snapshot(self) -> dict:
+        with self.lock:
+            return {**self.stats, "data_requests": self.data_requests, "pages_served": self.pages_served,
+                    "clock_ms": self.clock_ms, "by_path": dict(sorted(self.by_path.items())),
+                    "by_status": {str(k): v for k, v in sorted(self.by_status.items())}}
+
+    # --- rate limits ----------------------------------------------------------------------------
+    def over_limit(self, key: str, limit: int, window_s: float) -> float | None:
+        """Seconds until ``key`` may send again if it used up ``limit`` requests in the window, else
+        None (and the request is counted)."""
         if not limit:
             return None
         now = time.monotonic()
         with self.lock:
-            window = self.windows[client]
-            while window and window[0] <= now - 60:
+            window = self.windows.setdefault(f"{window_s}/{key}", deque())
+            while window and window[0] <= now - window_s:
                 window.popleft()
             if len(window) >= limit:
-                return max(window[0] + 60 - now, 0.0)
+                return window[0] + window_s - now
             window.append(now)
         return None

@@ -132,10 +132,14 @@ def _decide(actor: ActorIdentity, index: _Index, rules: list, overrides: dict[st
                 for uid in index.email_or_alias(rewritten):
                     found[uid] = f"Code42 name {actor.name!r} rewritten to {rewritten!r} = KSAT email or alias"
         elif isinstance(rule, FieldMatch):
-            value = actor.actor_id if rule.code42_field == "actor_id" else actor.fields.get(rule.code42_field)
-            if value not in (None, ""):
-                for uid in index.by_field.get((rule.ksat_field, _norm(str(value))), ()):
-                    found[uid] = f"Code42 {rule.code42_field} {value!r} = KSAT {rule.ksat_field}"
+            if rule.code42_field == "alternate_names":
+                values = actor.alternate_names
+            else:
+                values = (actor.actor_id if rule.code42_field == "actor_id" else actor.fields.get(rule.code42_field),)
+            for value in values:
+                if value not in (None, ""):
+                    for uid in index.by_field.get((rule.ksat_field, _norm(str(value))), ()):
+                        found[uid] = f"Code42 {rule.code42_field} {value!r} = KSAT {rule.ksat_field}"
         elif isinstance(rule, ParentActor) and parents is not None and actor.parent_actor_id:
             parent = parents.get(actor.parent_actor_id)
             if parent is not None and parent.ksat_user_id is not None:

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 KSAT_FIELDS = ("employee_number", "custom_field_1", "custom_field_2", "custom_field_3", "custom_field_4")
-CODE42_FIELDS = ("actor_id", "name", "first_name", "last_name", "title", "notes", "department")
+CODE42_FIELDS = ("actor_id", "alternate_names", "name", "first_name", "last_name", "title", "notes", "department")
 
 
 class _Rule(BaseModel):
