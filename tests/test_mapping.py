@@ -101,13 +101,12 @@ def test_csv_upload_remaps_without_re_extracting(loaded, hooks, clean_sandbox, s
     assert len(namesakes) >= 2
     target, target_email = namesakes[0].ksat_user_id, namesakes[0].email
     requests_before = clean_sandbox.stats()["data_requests"]
-    csv_text = (
-        "\ufeffcode42_identifier,ksat_email\r\n"
-        f"{actor.name.upper()},{target_email}\r\n"
-        '"=HYPERLINK(""http://evil.example"",""x"")",' + f"{target_email}\r\n"
-    )
+    hostile = ['=HYPERLINK("http://evil.example","x")', "<script>alert(1)</script>",
+               "o'brien\"; DROP TABLE user_mapping;--", "+1-555-0100", "@SUM(A1)"]
+    csv_text = "\ufeffcode42_identifier,ksat_email\r\n" + f"{actor.name.upper()},{target_email}\r\n" + "".join(
+        '"' + h.replace('"', '""') + f'",{target_email}\r\n' for h in hostile)
     result = apply_upload(engine, tenant, csv_text.encode("utf-8"), file_name="map.csv", uploaded_by="tester")
-    assert result.status == "applied" and result.rows == 2 and result.errors == []
+    assert result.status == "applied" and result.rows == 1 + len(hostile) and result.errors == []
     remap(engine, tenant, RULES)
     mapped, unmapped = _state(engine, tenant)
     assert mapped[ambiguous].ksat_user_id == target and mapped[ambiguous].rule == "Manual CSV overrides"
@@ -116,7 +115,7 @@ def test_csv_upload_remaps_without_re_extracting(loaded, hooks, clean_sandbox, s
         still_waiting = set(conn.execute(sa.text("SELECT actor_id FROM rpt_unmapped_events")).scalars())
         stored = conn.execute(sa.select(t.mapping_override.c.code42_identifier)).scalars().all()
     assert ambiguous not in still_waiting
-    assert '=HYPERLINK("http://evil.example","x")' in stored  # stored faithfully, as data
+    assert set(hostile) <= set(stored)  # stored faithfully, as data (and the tables are all still there)
     assert clean_sandbox.stats()["data_requests"] == requests_before  # nothing re-extracted
 
 
@@ -248,3 +247,23 @@ def test_mapping_upload_dag_applies_a_file_from_the_upload_folder(airflow_db, ho
         overrides = conn.execute(sa.select(t.mapping_override.c.code42_identifier)).scalars().all()
     assert uploads_seen == [("map.csv", "applied")]  # the refused path never reached the warehouse
     assert overrides == ["someone@example.com"]
+
+
+def test_regex_transform_and_ambiguity_in_the_engine():
+    from securitycoach.mapping.engine import ActorIdentity, KsatIdentity, map_actors
+    from securitycoach.mapping.rules import RuleSet
+
+    rules = RuleSet.model_validate({"version": 1, "rules": [
+        {"name": "Exact email", "type": "exact_email"},
+        {"name": "Legacy mail host", "type": "transform", "regex": r"(?P<user>[^@]+)@mail\.legacy\.example",
+         "replace": "{user}@example.com"},
+    ]})
+    users = [KsatIdentity(1, "ann@example.com"), KsatIdentity(2, "Bob@Example.com"), KsatIdentity(3, "bob@example.com")]
+    actors = [ActorIdentity("a1", "ANN@mail.legacy.example"), ActorIdentity("a2", "bob@example.com"),
+              ActorIdentity("a3", "carol@mail.legacy.example")]
+    decisions = {d.actor_id: d for d in map_actors(actors, users, rules)}
+    assert (decisions["a1"].ksat_user_id, decisions["a1"].rule) == (1, "Legacy mail host")
+    assert "rewritten to 'ann@example.com'" in decisions["a1"].evidence
+    assert (decisions["a2"].ksat_user_id, decisions["a2"].reason) == (None, "ambiguous")
+    assert "2, 3" in decisions["a2"].evidence
+    assert (decisions["a3"].ksat_user_id, decisions["a3"].reason) == (None, "no_match")
