@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 
-from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import Asset, BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 from sqlalchemy.engine import URL, Engine
 
 from securitycoach.paths import data_dir
