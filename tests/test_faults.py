@@ -1,0 +1,140 @@
+"""Fault injection: the sync pipeline over several intervals against the sandbox's fault knobs.
+
+After each fault the warehouse must equal a clean run of the same intervals, compared table by
+table with ``table_digests``. Transient faults are survived inside the run; permanent ones fail
+with a message naming endpoint, page and cause, leave nothing half-written, and a rerun after
+the fault clears gives the clean warehouse. The pipeline here is the operators' own sequence of
+core calls (extract to staging, load, new actors), without the scheduler around it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from code42_hook import Code42Error, Code42Hook
+from securitycoach import sync
+from securitycoach.streams import STREAMS
+from securitycoach.warehouse import create_warehouse_engine, migrate
+from securitycoach.warehouse.digest import table_digests
+
+pytestmark = pytest.mark.faults
+
+INTERVALS = 4
+LOOKBACK = timedelta(hours=24)
+
+
+def _hook(monkeypatch, sandbox, **extra) -> Code42Hook:
+    monkeypatch.setenv("AIRFLOW_CONN_CODE42_FAULTS", json.dumps({
+        "conn_type": "code42", "login": sandbox.client_id, "password": sandbox.client_secret,
+        "host": sandbox.base_url, "extra": {"rate_limit_per_minute": 6000, "retry_backoff": 0.05, **extra}}))
+    return Code42Hook("code42_faults")
+
+
+def _ends(sandbox):
+    last = sandbox.anchor.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    return [last - timedelta(hours=h) for h in range(INTERVALS - 1, -1, -1)]
+
+
+def run_sync(engine, hook, ends) -> None:
+    """One hourly run per interval end, as the DAG's tasks do it."""
+    tenant = hook.tenant_id
+    for end in ends:
+        start, run_key = end - timedelta(hours=1), f"run-{end:%Y%m%dT%H}"
+        for stream, since in (("sessions", start - LOOKBACK), ("alerts", start)):
+            sync.extract_to_staging(engine, hook, STREAMS[stream], tenant_id=tenant, run_key=run_key,
+                                    start=since, end=end)
+        for stream in ("sessions", "alerts"):
+            sync.load_staged(engine, STREAMS[stream], tenant_id=tenant, run_key=run_key)
+        sync.resolve_new_actors(engine, hook, tenant_id=tenant)
+
+
+def _warehouse(tmp_path, name):
+    engine = create_warehouse_engine(f"sqlite:///{tmp_path / name}.db")
+    migrate(engine)
+    return engine
+
+
+@pytest.fixture
+def clean_digest(clean_sandbox, monkeypatch, tmp_path):
+    engine = _warehouse(tmp_path, "clean")
+    run_sync(engine, _hook(monkeypatch, clean_sandbox), _ends(clean_sandbox))
+    digest = table_digests(engine)
+    assert digest["code42_session"][0] > 50 and digest["code42_alert"][0] > 0 and digest["code42_actor"][0] > 5
+    return digest
+
+
+TRANSIENT = {
+    "429 burst with Retry-After": {"fail_next": [429, 429, 429], "retry_after": 1},
+    "429 every 7th request": {"fail_429_every": 7, "retry_after": 1},
+    "5xx burst": {"fail_next": [503, 500, 502, 503, 504]},
+    "5xx at random, 20 %": {"fail_5xx_rate": 0.2},
+    "dropped connections": {"drop_next": 3},
+    "truncated JSON every 3rd page": {"malformed_every": 3},
+    "token expiring every second": {"token_ttl": 1, "latency_ms": 150},
+}
+
+
+@pytest.mark.parametrize("fault", sorted(TRANSIENT))
+def test_transient_faults_are_survived_with_the_clean_result(fault, clean_digest, clean_sandbox, monkeypatch,
+                                                             tmp_path):
+    clean_sandbox.reset()
+    clean_sandbox.set_faults(**TRANSIENT[fault])
+    hook = _hook(monkeypatch, clean_sandbox)
+    engine = _warehouse(tmp_path, "faulty")
+    run_sync(engine, hook, _ends(clean_sandbox))
+    injected = clean_sandbox.stats()
+    assert hook.stats.retries > 0 or hook.stats.token_fetches > 1, (fault, injected)
+    assert table_digests(engine) == clean_digest  # no row lost, none doubled, none different
+
+
+PERMANENT = {
+    "item missing a required key": ({"missing_key_every": 1}, {}, r"/v1/sessions page 0: .*lastUpdated"),
+    "every page truncated": ({"malformed_every": 1}, {"max_retries": 2}, r"/v1/sessions page 0: .*not valid JSON"),
+    "server down": ({"fail_5xx_rate": 1.0}, {"max_retries": 2}, r"GET /v1/sessions page 0: HTTP 50[03]: still failing after 2 retries"),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(PERMANENT))
+def test_permanent_faults_fail_clearly_then_a_rerun_gives_the_clean_result(fault, clean_digest, clean_sandbox,
+                                                                           monkeypatch, tmp_path):
+    knobs, extra, message = PERMANENT[fault]
+    ends = _ends(clean_sandbox)
+    engine = _warehouse(tmp_path, "faulty")
+    run_sync(engine, _hook(monkeypatch, clean_sandbox), ends[:2])  # the first intervals went fine
+    before = table_digests(engine)
+    clean_sandbox.set_faults(**knobs)
+    with pytest.raises(Code42Error, match=message):
+        run_sync(engine, _hook(monkeypatch, clean_sandbox, **extra), ends[2:])
+    assert table_digests(engine) == before  # the failed run changed no fact row
+    clean_sandbox.reset()
+    run_sync(engine, _hook(monkeypatch, clean_sandbox), ends[2:])  # the scheduler's retry / a rerun
+    assert table_digests(engine) == clean_digest
+
+
+def test_secrets_and_tokens_never_reach_dag_logs(airflow_db, clean_sandbox, monkeypatch, tmp_path, capfd, caplog):
+    """Run the real DAG (with retries to log about) and grep everything it wrote."""
+    import logging
+    from pathlib import Path
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from conftest import ROOT
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("AIRFLOW_CONN_CODE42_DEFAULT", json.dumps({
+        "conn_type": "code42", "login": clean_sandbox.client_id, "password": clean_sandbox.client_secret,
+        "host": clean_sandbox.base_url, "extra": {"rate_limit_per_minute": 6000, "retry_backoff": 0.05}}))
+    monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE",
+                       json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "wh.db")}))
+    clean_sandbox.set_faults(fail_next=[401, 429, 503], retry_after=1)
+    run = DagBag(dag_folder=str(ROOT / "dags")).get_dag("code42_sync").test(logical_date=_ends(clean_sandbox)[-1])
+    assert run.state == "success"
+    out, err = capfd.readouterr()
+    files = "".join(p.read_text(errors="replace") for p in Path(airflow_db).rglob("*.log"))
+    everything = out + err + caplog.text + files
+    assert "retry" in everything  # the faults were logged ...
+    assert clean_sandbox.client_secret not in everything  # ... without the client secret
+    assert "eyJ" not in everything  # ... or any JWT (their base64 header starts so)
