@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: venv demo test lint bench-mapping clean
+.PHONY: venv demo test lint bench bench-mapping clean
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -31,3 +31,7 @@ clean:
 
 bench-mapping: venv
 	$(PY) benchmarks/bench_mapping.py
+
+# The backfill benchmark (not part of `make test`): BENCH_ARGS="--sessions 20000" for a quick try.
+bench: venv
+	$(PY) benchmarks/bench_backfill.py $(BENCH_ARGS)

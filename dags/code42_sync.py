@@ -1,4 +1,5 @@
-"""Hourly Code42 Incydr sync: sessions + alerts of the data interval into the warehouse.
+"""Hourly Code42 Incydr sync: sessions + alerts of the data interval into the warehouse, then
+user mapping, detection rules and the SecurityTips of the coaching campaigns.
 
 Backfill-capable (catchup off by default; use ``airflow backfill create``). Sessions are read
 from ``lookback_hours`` before the interval so late changes (alerts, states, scores) are caught.
@@ -14,6 +15,8 @@ from operators import (
     WAREHOUSE_ASSET,
     Code42ExtractOperator,
     Code42ReferenceOperator,
+    DeliverTipsOperator,
+    DetectOperator,
     MapUsersOperator,
     SyncAuditOperator,
     WarehouseLoadOperator,
@@ -55,7 +58,9 @@ def code42_sync():
         load_task_id="load_warehouse",
     )
     map_users = MapUsersOperator(task_id="map_users")
-    schema >> [sessions, alerts] >> load >> actors >> map_users >> audit
+    detect = DetectOperator(task_id="detect")
+    deliver = DeliverTipsOperator(task_id="deliver_tips")
+    schema >> [sessions, alerts] >> load >> actors >> map_users >> detect >> [deliver, audit]
 
 
 code42_sync()

@@ -54,25 +54,16 @@ def main() -> int:
     try:
         with SandboxProcess() as sandbox:
             print(f"sandbox: {sandbox.base_url} (anchor {sandbox.anchor:%Y-%m-%d %H:%M} UTC)", flush=True)
-            os.environ["AIRFLOW_CONN_CODE42_DEFAULT"] = json.dumps(
-                {
-                    "conn_type": "code42",
-                    "login": sandbox.client_id,
-                    "password": sandbox.client_secret,
-                    "host": sandbox.base_url,
-                    # The sandbox is local: let the client go faster than Code42's 120/min.
-                    "extra": {"rate_limit_per_minute": 6000},
-                }
-            )
-            os.environ["AIRFLOW_CONN_KNOWBE4_DEFAULT"] = json.dumps(
-                {"conn_type": "knowbe4", "password": sandbox.ksat_key, "host": sandbox.base_url}
-            )
+            # Code42, KnowBe4, and the sandbox's chat-webhook and SMTP sinks for the SecurityTips.
+            # The sandbox is local: the client may go faster than Code42's 120 requests/minute.
+            os.environ.update(sandbox.airflow_connections(rate_limit_per_minute=6000))
             os.environ["AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE"] = json.dumps(
                 {"conn_type": "sqlite", "host": str(warehouse)}
             )
             print("airflow: migrating a throwaway metadata DB ...", flush=True)
             subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
             _run_dags(sandbox.anchor)
+            sinks = sandbox.sinks()
     finally:
         shutil.rmtree(airflow_home, ignore_errors=True)
 
@@ -96,6 +87,15 @@ def main() -> int:
     for r in run_report_query(engine, "mapping_summary"):
         print(f"  tenant {r['tenant_id']}: {r['mapped']} of {r['actors']} actors mapped, "
               f"{r['ambiguous']} ambiguous, {r['no_match']} without a KSAT user (see rpt_unmapped_events)")
+    print("\nDetections per rule:")
+    for r in run_report_query(engine, "detection_summary"):
+        print(f"  {r['detections']:>5}  {r['rule_name'][:60]:60}  {r['actors']:>3} actors ({r['mapped']} on mapped users)")
+    print("\nSecurityTips per campaign (sent = delivered to the sandbox's sinks):")
+    for r in run_report_query(engine, "delivery_summary"):
+        print(f"  {r['campaign'][:34]:34} {r['channel']:8} sent {r['sent']:>3} to {r['users_coached']:>2} users, "
+              f"test {r['test']:>3}, stale {r['stale']:>3} (older than 24 h), suppressed {r['suppressed']:>3} "
+              f"(delivery limit), failed {r['failed']}")
+    print(f"  the sinks received {len(sinks['webhook'])} chat webhook posts and {len(sinks['mail'])} emails")
     print(f"\nwarehouse: {warehouse}")
     print(f"report:    {report}")
     print(f"done in {time.monotonic() - started:.0f} s")

@@ -126,8 +126,8 @@ def test_permanent_faults_fail_with_endpoint_page_and_cause(make_hook, clean_san
 def test_token_refreshes_before_expiry_and_once_on_401(make_hook, clean_sandbox, window):
     baseline = _ids_of(make_hook().iter_sessions(*window, has_alerts=False))
     clean_sandbox.set_faults(token_ttl=1, latency_ms=120)
-    hook = make_hook()
-    hook.SESSIONS_PAGE_SIZE = 10  # 15 pages of 120 ms: the 1 s token expires while paging
+    hook = make_hook(pages_in_flight=1)
+    hook.SESSIONS_PAGE_SIZE = 10  # 15 pages of 120 ms one by one: the 1 s token expires while paging
     assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
     assert hook.stats.token_fetches >= 2  # refreshed mid-paging, before the server refused it
 
@@ -226,3 +226,12 @@ def test_base_url_accepted(given, expected):
 def test_base_url_refused(given, problem):
     with pytest.raises(Code42ConfigError, match=problem):
         normalize_base_url(given)
+
+
+def test_sandbox_hosts_are_allowed_only_when_the_platform_names_them(monkeypatch):
+    with pytest.raises(Code42ConfigError, match="plain http"):
+        normalize_base_url("http://sandbox:8042")
+    monkeypatch.setenv("SECURITYCOACH_SANDBOX_HOSTS", "sandbox, other")
+    assert normalize_base_url("http://sandbox:8042") == "http://sandbox:8042"
+    with pytest.raises(Code42ConfigError, match="plain http"):
+        normalize_base_url("http://sandbox.evil.example:8042")

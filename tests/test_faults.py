@@ -13,10 +13,9 @@ import json
 from datetime import timedelta
 
 import pytest
+from pipeline import sync_interval
 
 from code42_hook import Code42Error, Code42Hook
-from securitycoach import sync
-from securitycoach.streams import STREAMS
 from securitycoach.warehouse import create_warehouse_engine, migrate
 from securitycoach.warehouse.digest import table_digests
 
@@ -40,15 +39,8 @@ def _ends(sandbox):
 
 def run_sync(engine, hook, ends) -> None:
     """One hourly run per interval end, as the DAG's tasks do it."""
-    tenant = hook.tenant_id
     for end in ends:
-        start, run_key = end - timedelta(hours=1), f"run-{end:%Y%m%dT%H}"
-        for stream, since in (("sessions", start - LOOKBACK), ("alerts", start)):
-            sync.extract_to_staging(engine, hook, STREAMS[stream], tenant_id=tenant, run_key=run_key,
-                                    start=since, end=end)
-        for stream in ("sessions", "alerts"):
-            sync.load_staged(engine, STREAMS[stream], tenant_id=tenant, run_key=run_key)
-        sync.resolve_new_actors(engine, hook, tenant_id=tenant)
+        sync_interval(engine, hook, end, lookback=LOOKBACK)
 
 
 def _warehouse(tmp_path, name):
@@ -124,9 +116,8 @@ def test_secrets_and_tokens_never_reach_dag_logs(airflow_db, clean_sandbox, monk
     from conftest import ROOT
 
     caplog.set_level(logging.DEBUG)
-    monkeypatch.setenv("AIRFLOW_CONN_CODE42_DEFAULT", json.dumps({
-        "conn_type": "code42", "login": clean_sandbox.client_id, "password": clean_sandbox.client_secret,
-        "host": clean_sandbox.base_url, "extra": {"rate_limit_per_minute": 6000, "retry_backoff": 0.05}}))
+    for name, value in clean_sandbox.airflow_connections(retry_backoff=0.05).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE",
                        json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "wh.db")}))
     clean_sandbox.set_faults(fail_next=[401, 429, 503], retry_after=1)
@@ -136,5 +127,14 @@ def test_secrets_and_tokens_never_reach_dag_logs(airflow_db, clean_sandbox, monk
     files = "".join(p.read_text(errors="replace") for p in Path(airflow_db).rglob("*.log"))
     everything = out + err + caplog.text + files
     assert "retry" in everything  # the faults were logged ...
-    assert clean_sandbox.client_secret not in everything  # ... without the client secret
+    assert clean_sandbox.client_secret not in everything  # ... without the client secret,
+    assert clean_sandbox.ksat_key not in everything  # the KnowBe4 key, the chat webhook's secret
+    assert clean_sandbox.WEBHOOK_SECRET not in everything
     assert "eyJ" not in everything  # ... or any JWT (their base64 header starts so)
+    # nor does the warehouse (audit rows, deliveries, raw payloads) or the HTML report hold them
+    from securitycoach.report import write_sync_report
+
+    report = write_sync_report(create_warehouse_engine(f"sqlite:///{tmp_path / 'wh.db'}"), tmp_path / "r.html")
+    for stored in (tmp_path / "wh.db").read_bytes().decode("latin-1"), report.read_text():
+        for secret in (clean_sandbox.client_secret, clean_sandbox.ksat_key, clean_sandbox.WEBHOOK_SECRET, "eyJ"):
+            assert secret not in stored

@@ -542,13 +542,13 @@ def test_fault_knobs_are_validated(clean_sandbox):
     sb = clean_sandbox
     before = sb.faults()
     for bad in ({"no_such_knob": 1}, {"fail_5xx_rate": 2}, {"latency_ms": "slow"}, {"fail_next": [42]},
-                {"drop_next": -1}, {"token_ttl": 0}):
+                {"drop_next": -1}, {"token_ttl": 0}, {"hostile_strings": "yes"}):
         response = requests.post(f"{sb.base_url}/_sandbox/faults", json=bad, timeout=10)
         assert response.status_code == 400 and next(iter(bad)) in response.text
     assert sb.faults() == before
     assert set(before) == {"fail_429_every", "retry_after", "rate_limit_per_min", "ksat_rate_limit_per_sec",
                            "fail_5xx_rate", "fail_next", "drop_next", "latency_ms", "token_ttl", "malformed_every",
-                           "missing_key_every", "advance_per_page_min"}
+                           "missing_key_every", "advance_per_page_min", "hostile_strings"}
 
 
 # --- the clock ----------------------------------------------------------------------------------

@@ -75,8 +75,10 @@ class Code42Hook(JsonApiHook):
         (``actor_id``, ``has_alerts``, ``states``, ``severities``, ``rule_id``, ``watchlist_id``,
         ``risk_indicators``, ``content_inspection_status``, ``order_by``, ``sort_direction``)."""
         endpoint, size = "/v1/sessions", self.SESSIONS_PAGE_SIZE
+        # Ascending unless the caller says otherwise: the API's default is descending, where every
+        # session that arrives while we page lands on page 0 and shifts the rest (read twice).
         params = {"on_or_after": _epoch_ms(start, "start"), "before": _epoch_ms(end, "end"), "page_size": size,
-                  **_session_filters(filters)}
+                  "sort_direction": "asc", **_session_filters(filters)}
         yield from self._paged(Session, endpoint, size, items_key="items", request=lambda page: self._request_json(
             "GET", endpoint, page=page, params={**params, "page_number": page}))
 

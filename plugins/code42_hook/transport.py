@@ -9,7 +9,11 @@ paginator for every listing. Subclasses say how to check the Base URL and build 
 from __future__ import annotations
 
 import logging
+import math
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any, ClassVar
@@ -45,6 +49,15 @@ class HookStats:
     items: int = 0
     token_fetches: int = 0
 
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def add(self, **counts: int) -> None:
+        """Count atomically (pages are fetched from several threads)."""
+        with self._lock:
+            for name, n in counts.items():
+                setattr(self, name, getattr(self, name) + n)
+
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -59,6 +72,7 @@ class ApiSettings:
     read_timeout: float = 60.0
     retry_backoff: float = 1.0
     verify: bool = True
+    pages_in_flight: int = 4  # once a listing's totalCount is known, fetch up to this many pages at once
 
     @classmethod
     def from_extra(cls, conn_id: str, extra: dict[str, Any], **defaults: Any) -> ApiSettings:
@@ -70,7 +84,7 @@ class ApiSettings:
             )
         values = dict(defaults)
         for name, value in extra.items():
-            kind = bool if name == "verify" else (int if name == "max_retries" else float)
+            kind = bool if name == "verify" else (int if name in ("max_retries", "pages_in_flight") else float)
             try:
                 values[name] = value if kind is bool and isinstance(value, bool) else kind(value)
             except (TypeError, ValueError):
@@ -91,6 +105,7 @@ class JsonApiHook(HttpHook):
         super().__init__(method="GET", http_conn_id=conn_id, auth_type=auth_type)
         self.stats = HookStats()
         self._limiter = limiter
+        self._thread = threading.local()  # .abandoned: the paginator this prefetch works for was closed
 
     # --- connection ----------------------------------------------------------------------------
     @cached_property
@@ -104,7 +119,13 @@ class JsonApiHook(HttpHook):
 
     @cached_property
     def limiter(self) -> RateLimiter:
-        return self._limiter or RateLimiter(self.settings.rate_limit_per_minute)
+        """The connection's throttle, shared by every hook and process on this host that uses the
+        same API client (Base URL + client id / key): the limit is the client's, not the task's."""
+        if self._limiter is not None:
+            return self._limiter
+        conn = self.connection
+        key = f"{self.api_name}|{(conn.host or '').strip().rstrip('/').lower()}|{conn.login or conn.password or ''}"
+        return RateLimiter(self.settings.rate_limit_per_minute, shared_key=key)
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -138,7 +159,7 @@ class JsonApiHook(HttpHook):
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.settings.max_retries + 1),
             wait=wait_retry_after_or_backoff(self.settings.retry_backoff),
-            retry=tenacity.retry_if_exception(is_transient),
+            retry=tenacity.retry_if_exception(lambda exc: is_transient(exc) and not self._abandoned()),
             before_sleep=lambda state: self._before_retry(method, endpoint, page, state),
             reraise=True,
         )
@@ -161,7 +182,7 @@ class JsonApiHook(HttpHook):
             ) from None
 
     def _before_retry(self, method, endpoint, page, state: tenacity.RetryCallState) -> None:
-        self.stats.retries += 1
+        self.stats.add(retries=1)
         exc = state.outcome.exception()
         log.warning("%s %s %s%s: %s; retry %d in %.1f s", self.api_name, method, endpoint,
                     f" page {page}" if page is not None else "", exc.__class__.__name__ + f" {exc}",
@@ -173,16 +194,17 @@ class JsonApiHook(HttpHook):
         session = self.session
 
         def attempt():
+            if self._abandoned():
+                raise PagingAbandoned(f"{endpoint} page {page}: the listing was closed")
             self.limiter.acquire()
-            self.stats.requests += 1
+            self.stats.add(requests=1)
             request = requests.Request(method, self.url_from_endpoint(endpoint), params=params, json=json)
             response = self.run_and_check(
                 session, session.prepare_request(request), {"timeout": self.timeout, "check_response": False}
             )
             status = response.status_code
             if status == 429 or status >= 500:
-                self.stats.n_429 += status == 429
-                self.stats.n_5xx += status >= 500
+                self.stats.add(n_429=int(status == 429), n_5xx=int(status >= 500))
                 raise RetryableStatus(status, parse_retry_after(response.headers.get("Retry-After")))
             if status >= 400:
                 raise Code42ApiError(method, endpoint, status, _error_text(response), page, api=self.api_name)
@@ -193,20 +215,31 @@ class JsonApiHook(HttpHook):
 
         return self._with_retries(method, endpoint, page, attempt)
 
+    def _abandoned(self) -> bool:
+        event = getattr(self._thread, "abandoned", None)
+        return event is not None and event.is_set()
+
+    def _prefetch(self, abandoned: threading.Event, request: Callable[[int], Any], page: int) -> Any:
+        self._thread.abandoned = abandoned
+        try:
+            return request(page)
+        finally:
+            self._thread.abandoned = None
+
     def _records(self, model: type[Record], items: Any, endpoint: str, page: int | None) -> list:
         if not isinstance(items, list):
             raise Code42PayloadError(endpoint, page, f"expected a list of items, got {type(items).__name__}",
                                      api=self.api_name)
-        records = []
-        for index, item in enumerate(items):
-            try:
-                records.append(model.from_item(item))
-            except ValidationError as exc:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
-                raise Code42PayloadError(endpoint, page, f"item {index} is not a valid {model.__name__}: {problems}",
-                                         api=self.api_name) from None
-        self.stats.pages += 1
-        self.stats.items += len(records)
+        try:
+            records = model.from_items(items)
+        except ValidationError as exc:
+            errors = exc.errors()
+            index = errors[0]["loc"][0] if errors[0]["loc"] else 0
+            problems = "; ".join([f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}"
+                                  for e in errors if e["loc"][:1] == (index,)][:3])
+            raise Code42PayloadError(endpoint, page, f"item {index} is not a valid {model.__name__}: {problems}",
+                                     api=self.api_name) from None
+        self.stats.add(pages=1, items=len(records))
         return records
 
     def _field(self, body: Any, key: str, endpoint: str, page: int | None) -> Any:
@@ -217,18 +250,53 @@ class JsonApiHook(HttpHook):
     def _paged(self, model: type[Record], endpoint: str, page_size: int, request, *,
                items_key: str | None, first_page: int = 0) -> Iterator[Record]:
         """The paginator every listing shares: ``request(page)`` returns a page's JSON body; stop on a
-        short page or once ``totalCount`` items have been seen."""
-        page, seen = first_page, 0
-        while True:
-            body = request(page)
+        short page or once ``totalCount`` items have been seen.
+
+        Once the first page has told ``totalCount``, the pages still needed are fetched up to
+        ``pages_in_flight`` at a time (each through the throttle and retries), and yielded in page
+        order with the same stop rule; pages beyond the announced total (the listing grew while
+        paging) are then read one by one.
+        """
+        seen = 0
+
+        def page_records(page: int, body: Any) -> tuple[list, bool]:
+            nonlocal seen
             items = body if items_key is None else self._field(body, items_key, endpoint, page)
             records = self._records(model, items, endpoint, page)
-            yield from records
             seen += len(records)
             total = body.get("totalCount") if isinstance(body, dict) else None
-            if len(records) < page_size or (isinstance(total, int) and seen >= total):
-                return
+            return records, len(records) < page_size or (isinstance(total, int) and seen >= total)
+
+        body = request(first_page)
+        records, done = page_records(first_page, body)
+        yield from records
+        page = first_page + 1
+        total = body.get("totalCount") if isinstance(body, dict) else None
+        in_flight = self.settings.pages_in_flight
+        if not done and isinstance(total, int) and in_flight > 1:
+            last = first_page + math.ceil(total / page_size) - 1
+            pending: deque[tuple[int, Future]] = deque()
+            abandoned = threading.Event()
+            pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"{self.api_name}-pages")
+            try:
+                while not done and (pending or page <= last):
+                    while page <= last and len(pending) < in_flight:
+                        pending.append((page, pool.submit(self._prefetch, abandoned, request, page)))
+                        page += 1
+                    number, future = pending.popleft()
+                    records, done = page_records(number, future.result())
+                    yield from records
+            finally:  # done, failed or closed early: pages still in flight are not retried or waited for
+                abandoned.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+        while not done:
+            records, done = page_records(page, request(page))
+            yield from records
             page += 1
+
+
+class PagingAbandoned(Exception):
+    """A prefetched page no one will read any more (its listing was closed or failed)."""
 
 
 def _error_text(response: requests.Response) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from urllib.parse import urlsplit
 
 from code42_hook.errors import Code42ConfigError
@@ -12,8 +13,14 @@ CODE42_REGIONS = ("us", "us2", "ie", "gov", "us7", "uk", "au", "ca", "de", "za")
 CODE42_API_HOSTS = frozenset(f"api.{region}.code42.com" for region in CODE42_REGIONS)
 
 
+def sandbox_hosts() -> frozenset[str]:
+    """Extra host names treated like loopback (the sandbox service of docker-compose), set by the
+    platform team in ``SECURITYCOACH_SANDBOX_HOSTS`` (comma-separated), never by a connection."""
+    return frozenset(h.strip().lower() for h in os.environ.get("SECURITYCOACH_SANDBOX_HOSTS", "").split(",") if h.strip())
+
+
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host == "localhost" or host.lower() in sandbox_hosts():
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -1,5 +1,6 @@
 """Airflow operators: thin shells that read context and connections, then call the core."""
 
+from operators.coaching import DeliverTipsOperator, DetectOperator
 from operators.code42_sync import (
     Code42ExtractOperator,
     Code42ReferenceOperator,
@@ -8,12 +9,16 @@ from operators.code42_sync import (
     WarehouseSchemaOperator,
 )
 from operators.mapping import KsatDirectoryOperator, MappingUploadOperator, MapUsersOperator
+from operators.tenancy import DeleteIntegrationOperator
 from operators.warehouse_hook import WAREHOUSE_ASSET, WarehouseHook
 
 __all__ = [
     "WAREHOUSE_ASSET",
     "Code42ExtractOperator",
     "Code42ReferenceOperator",
+    "DeleteIntegrationOperator",
+    "DeliverTipsOperator",
+    "DetectOperator",
     "KsatDirectoryOperator",
     "MapUsersOperator",
     "MappingUploadOperator",

@@ -3,6 +3,7 @@
     securitycoach mapping check-rules [RULES]
     securitycoach mapping upload FILE --tenant TENANT [--by NAME]
     securitycoach mapping run --tenant TENANT [--rules RULES]
+    securitycoach tenant delete --tenant TENANT --confirm TENANT [--by NAME]
 
 The warehouse is ``--warehouse URL`` (SQLAlchemy URL), else ``$SECURITYCOACH_WAREHOUSE_URL``,
 else the embedded SQLite warehouse (``data/warehouse.db``).
@@ -18,6 +19,7 @@ from pathlib import Path
 from securitycoach.mapping.rules import RuleFileError, load_rules
 from securitycoach.mapping.store import apply_upload, remap
 from securitycoach.paths import data_dir, mapping_rules_path
+from securitycoach.tenancy import DeletionRefused, delete_tenant
 from securitycoach.warehouse import create_warehouse_engine, describe_url, migrate
 
 
@@ -38,11 +40,38 @@ def _parser() -> argparse.ArgumentParser:
     run = mapping.add_parser("run", help="re-map every actor of a tenant")
     run.add_argument("--tenant", required=True)
     run.add_argument("--rules", type=Path)
+    tenant = sub.add_parser("tenant", help="the tenants in the warehouse").add_subparsers(dest="command",
+                                                                                          required=True)
+    delete = tenant.add_parser("delete", help="delete every row of one tenant (Delete Integration)")
+    delete.add_argument("--tenant", required=True, help="the Code42 tenant id")
+    delete.add_argument("--confirm", required=True, help="the tenant id again, to confirm")
+    delete.add_argument("--by", default=os.environ.get("USER"), help="who deletes (audited)")
     return parser
+
+
+def _engine(args):
+    url = args.warehouse or os.environ.get("SECURITYCOACH_WAREHOUSE_URL") or f"sqlite:///{data_dir() / 'warehouse.db'}"
+    engine = create_warehouse_engine(url, search_path=args.search_path)
+    migrate(engine)
+    return url, engine
+
+
+def _delete_tenant(args) -> int:
+    _, engine = _engine(args)
+    try:
+        counts = delete_tenant(engine, args.tenant, confirm=args.confirm, deleted_by=args.by or "")
+    except DeletionRefused as exc:
+        print(f"tenant delete: {exc}", file=sys.stderr)
+        return 2
+    print(f"deleted tenant {args.tenant}: {sum(counts.values())} rows "
+          f"({', '.join(f'{k} {v}' for k, v in counts.items())}); audit row written")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.area == "tenant":
+        return _delete_tenant(args)
     try:
         ruleset = load_rules(getattr(args, "rules", None) or mapping_rules_path())
     except RuleFileError as exc:
@@ -51,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-rules":
         print(f"{len(ruleset.rules)} rules, {len(ruleset.enabled)} enabled: OK")
         return 0
-    url = args.warehouse or os.environ.get("SECURITYCOACH_WAREHOUSE_URL") or f"sqlite:///{data_dir() / 'warehouse.db'}"
-    engine = create_warehouse_engine(url, search_path=args.search_path)
-    migrate(engine)
+    url, engine = _engine(args)
     if args.command == "upload":
         try:
             data = args.file.read_bytes()

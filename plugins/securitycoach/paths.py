@@ -33,3 +33,11 @@ def upload_dir() -> Path:
 
 def mapping_rules_path() -> Path:
     return Path(os.environ.get("SECURITYCOACH_MAPPING_RULES", include_dir() / "config" / "mapping_rules.yaml"))
+
+
+def detection_rules_path() -> Path:
+    return Path(os.environ.get("SECURITYCOACH_DETECTION_RULES", include_dir() / "config" / "detection_rules.yaml"))
+
+
+def campaigns_path() -> Path:
+    return Path(os.environ.get("SECURITYCOACH_CAMPAIGNS", include_dir() / "config" / "campaigns.yaml"))

@@ -28,6 +28,10 @@ class Stream:
     record_id: Callable[[dict], str]
     cursor: Callable[[dict], datetime | None]
     load_batch: Callable[[Connection, str, list[dict]], int]
+    # The same load done inside PostgreSQL, straight from staging: include/sql/load/<name>.sql
+    # (statements over a record_id range; its SELECT counts the rows new or changed). It must do
+    # what load_batch does, detection queue included: the tests compare SQLite and PostgreSQL.
+    load_sql_postgresql: str | None = None
 
 
 def _raw(records: Iterable[Any]) -> Iterator[dict]:
@@ -64,6 +68,7 @@ def load_sessions(conn: Connection, tenant_id: str, items: list[dict]) -> int:
     upsert(conn, t.code42_session_risk_indicator, [r for p in changed for r in p[1]])
     upsert(conn, t.code42_session_alert, [r for p in changed for r in p[2]])
     upsert(conn, t.code42_session, [p[0] for p in changed], only_if_newer="last_updated")
+    queue_for_detection(conn, tenant_id, "session", changed_ids)
     return len(changed)
 
 
@@ -81,7 +86,14 @@ def load_alerts(conn: Connection, tenant_id: str, items: list[dict]) -> int:
     }
     changed = [r for r in rows if stored.get(r["alert_id"]) != (r["state"], r["state_last_modified_at"])]
     upsert(conn, t.code42_alert, changed)
+    queue_for_detection(conn, tenant_id, "alert", [r["alert_id"] for r in changed])
     return len(changed)
+
+
+def queue_for_detection(conn: Connection, tenant_id: str, subject_type: str, ids: list[str]) -> None:
+    """Hand new or changed subjects to the detection task (same transaction as the facts)."""
+    upsert(conn, t.detection_queue, [{"tenant_id": tenant_id, "subject_type": subject_type, "subject_id": i}
+                                     for i in ids], do_nothing=True)
 
 
 SESSIONS = Stream(
@@ -92,6 +104,7 @@ SESSIONS = Stream(
     record_id=lambda item: str(item["sessionId"]),
     cursor=lambda item: from_epoch_ms(item.get("lastUpdated")),
     load_batch=load_sessions,
+    load_sql_postgresql="postgresql_sessions",
 )
 
 ALERTS = Stream(
@@ -100,6 +113,7 @@ ALERTS = Stream(
     record_id=lambda item: str(item["id"]),
     cursor=lambda item: from_iso(item.get("createdAt")),
     load_batch=load_alerts,
+    load_sql_postgresql="postgresql_alerts",
 )
 
 STREAMS = {s.name: s for s in (SESSIONS, ALERTS)}

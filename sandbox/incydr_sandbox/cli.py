@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the actor -> KSAT user ground truth (.csv: CSV, else JSON) and exit")
     p.add_argument("--access-log", action="store_true", help="log every request to stderr")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--smtp-host", default="127.0.0.1", help="address of the SMTP delivery sink")
+    p.add_argument("--smtp-port", type=int, default=0, help="port of the SMTP delivery sink (0: a free one)")
     p.add_argument("--admin-any-host", action="store_true",
                    help="answer /_sandbox/* from any client, not only local ones")
     knobs = p.add_argument_group("fault knobs (runtime: GET/POST /_sandbox/faults with the same names)")
@@ -44,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
         flag = f"--{f.name.replace('_', '-')}"
         if f.name == "fail_next":
             knobs.add_argument(flag, type=int, nargs="*", default=[], metavar="STATUS")
+        elif isinstance(f.default, bool):
+            knobs.add_argument(flag, action="store_true")
         else:
             knobs.add_argument(flag, type=type(f.default), default=f.default, metavar=type(f.default).__name__.upper())
     return p
@@ -54,7 +58,8 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
                           sessions=args.sessions, actors=args.actors)
     faults = Faults()
     faults.update({f.name: getattr(args, f.name) for f in fields(Faults)})
-    return SandboxConfig(tenant=tenant, faults=faults, admin_any_host=args.admin_any_host)
+    return SandboxConfig(tenant=tenant, faults=faults, admin_any_host=args.admin_any_host,
+                         smtp_host=args.smtp_host, smtp_port=args.smtp_port)
 
 
 def write_truth(config: TenantConfig, path: Path) -> None:

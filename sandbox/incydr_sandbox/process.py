@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import selectors
 import subprocess
@@ -128,6 +129,45 @@ class SandboxProcess:
     def truth(self) -> dict:
         """Actor id -> {ksat_user_id, kind, reason, ...}: the right answer for user mapping."""
         return self.admin("GET", "truth")
+
+    # --- delivery sinks ---------------------------------------------------------------------------
+    @property
+    def webhook_url(self) -> str:
+        """A chat incoming-webhook URL on the sandbox (records what it receives)."""
+        return f"{self.base_url}/sinks/webhook/{self.WEBHOOK_SECRET}"
+
+    @property
+    def smtp_port(self) -> int:
+        return self.health["smtp_port"]
+
+    WEBHOOK_SECRET = "services/T000/B000/sandbox-webhook-token"
+
+    def airflow_connections(self, **code42_extra) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` values pointing the project's default connections at this sandbox:
+        Code42, KnowBe4, the chat webhook sink and the SMTP sink (the warehouse is left alone)."""
+        return {
+            "AIRFLOW_CONN_CODE42_DEFAULT": json.dumps({
+                "conn_type": "code42", "login": self.client_id, "password": self.client_secret,
+                "host": self.base_url, "extra": {"rate_limit_per_minute": 6000, **code42_extra}}),
+            "AIRFLOW_CONN_KNOWBE4_DEFAULT": json.dumps(
+                {"conn_type": "knowbe4", "password": self.ksat_key, "host": self.base_url}),
+            # the webhook's secret part goes in the password, so Airflow masks it in logs
+            "AIRFLOW_CONN_SECURITYCOACH_CHAT_WEBHOOK": json.dumps(
+                {"conn_type": "http", "host": f"{self.base_url}/sinks/webhook", "password": self.WEBHOOK_SECRET}),
+            "AIRFLOW_CONN_SECURITYCOACH_SMTP": json.dumps(
+                {"conn_type": "smtp", "host": "127.0.0.1", "port": self.smtp_port,
+                 "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 1}}),
+        }
+
+    def sinks(self) -> dict:
+        """``{"webhook": [...], "mail": [...]}``: what the sinks received, oldest first."""
+        return self.admin("GET", "sinks")
+
+    def clear_sinks(self) -> dict:
+        return self.admin("DELETE", "sinks")
+
+    def webhook_fail_next(self, *statuses: int) -> dict:
+        return self.admin("POST", "sinks/fail-next", {"statuses": list(statuses)})
 
     def wait_until_stopped(self, timeout: float = 10.0) -> int | None:
         deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from incydr_sandbox import errors
 from incydr_sandbox.config import SandboxConfig
 from incydr_sandbox.faults import FaultMiddleware
-from incydr_sandbox.routes import actors, admin, alert_rules, alerts, knowbe4, oauth, sessions
+from incydr_sandbox.routes import actors, admin, alert_rules, alerts, knowbe4, oauth, sessions, sinks
 from incydr_sandbox.state import SandboxState
 
 
@@ -25,7 +25,7 @@ def build_app(config: SandboxConfig | SandboxState | None = None) -> FastAPI:
     app = FastAPI(title="incydr-sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
     errors.install(app)
-    for module in (oauth, sessions, alerts, alert_rules, actors, knowbe4, admin):
+    for module in (oauth, sessions, alerts, alert_rules, actors, knowbe4, admin, sinks):
         app.include_router(module.router)
     app.add_middleware(FaultMiddleware, state=state)
     return app
@@ -67,6 +67,7 @@ def make_server(state: SandboxState, *, access_log: bool = False, log_level: str
     config = uvicorn.Config(build_app(state), access_log=access_log, log_level=log_level, log_config=LOG_CONFIG,
                             timeout_keep_alive=30, lifespan="off")
     server = _Server(config, on_started)
+    state.sinks.start_smtp(state.config.smtp_host, state.config.smtp_port)
 
     def find_connection(client: tuple):
         # uvicorn keeps its live HTTP protocol objects (``.client``, ``.transport``) in server_state.

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from incydr_sandbox.auth import TokenStore
 from incydr_sandbox.config import MINUTE_MS, SandboxConfig
+from incydr_sandbox.sinks import Sinks
 from incydr_sandbox.tenant import Tenant
 
 
@@ -46,6 +47,7 @@ class SandboxState:
         self.tenant = Tenant(config.tenant)
         self.tokens = TokenStore(config.tenant.seed, self.tenant.tenant_id)
         self.queries = QueryCache()
+        self.sinks = Sinks()  # what deliveries arrived (webhook, SMTP); kept across reset()
         self.lock = threading.Lock()
         # Set by the server: finds the live connection of a client address (for the drop_next fault).
         self.find_connection: Callable[[tuple], object | None] = lambda client: None

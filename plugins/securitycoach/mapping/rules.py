@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from securitycoach.yamlfile import load_model
 
 KSAT_FIELDS = ("employee_number", "custom_field_1", "custom_field_2", "custom_field_3", "custom_field_4")
 CODE42_FIELDS = ("actor_id", "alternate_names", "name", "first_name", "last_name", "title", "notes", "department")
@@ -111,36 +112,11 @@ class RuleFileError(ValueError):
 
 def load_rules(path: str | Path) -> RuleSet:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RuleFileError(f"{path}: cannot read the mapping rule file: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise RuleFileError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RuleFileError(f"{path}: expected a mapping with 'version' and 'rules'")
-    try:
-        ruleset = RuleSet.model_validate(data)
-    except ValidationError as exc:
-        raise RuleFileError(_describe(path, data, exc)) from None
+    ruleset = load_model(path, RuleSet, what="mapping rule file", list_key="rules", error=RuleFileError,
+                         field_offset=3)  # rules are a union tagged by "type": the tag is in the path
     names = [r.name for r in ruleset.rules]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise RuleFileError(f"{path}: rule names must be unique; repeated: {duplicates}")
     return ruleset
 
-
-def _describe(path: Path, data: dict, exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        loc = list(error["loc"])
-        if loc[:1] == ["rules"] and len(loc) > 1 and isinstance(loc[1], int):
-            index = loc[1]
-            raw = data.get("rules") or []
-            name = raw[index].get("name") if index < len(raw) and isinstance(raw[index], dict) else None
-            field = ".".join(str(p) for p in loc[3:]) or "(rule)"
-            where = f"rule {index + 1}" + (f" ({name!r})" if name else "")
-            lines.append(f"{path}: {where}: {field}: {error['msg']}")
-        else:
-            lines.append(f"{path}: {'.'.join(map(str, loc)) or '(file)'}: {error['msg']}")
-    return "\n".join(lines)

@@ -1,7 +1,9 @@
 """Digest of warehouse tables: compare two warehouses (or one before/after) row for row.
 
 Rows are read in primary-key order and normalised (datetimes as UTC ISO-8601, JSON canonical),
-so a SQLite and a PostgreSQL warehouse holding the same data give the same digest.
+so a SQLite and a PostgreSQL warehouse holding the same data give the same digest. Columns that
+only say when the pipeline did something (``info={"wall_clock": True}`` in schema.py, e.g. a
+detection's ``first_seen_at``) are left out: two runs of the same data at different times agree.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def table_digests(
     result = {}
     with engine.connect() as conn:
         for table in tables:
-            query = sa.select(table).order_by(*table.primary_key.columns)
+            columns = [c for c in table.columns if not c.info.get("wall_clock")]
+            query = sa.select(*columns).order_by(*table.primary_key.columns)
             if tenant_id is not None:
                 query = query.where(table.c.tenant_id == tenant_id)
             digest = hashlib.sha256()

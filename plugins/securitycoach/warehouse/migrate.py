@@ -23,12 +23,29 @@ log = logging.getLogger(__name__)
 
 # Bump together with a new include/sql/migrations/NNNN_*.sql file and the matching change in
 # schema.py.
-SCHEMA_VERSION = 1
-_BASELINE = "baseline: code42 facts, staging, audit"
+SCHEMA_VERSION = 2
+_BASELINE = "baseline: code42 facts, staging, audit, mapping, detection and coaching"
 
 
 def migrate(engine: Engine) -> int:
-    """Bring the warehouse to ``SCHEMA_VERSION``; returns the version it had before (0 = new)."""
+    """Bring the warehouse to ``SCHEMA_VERSION``; returns the version it had before (0 = new).
+
+    On PostgreSQL concurrent callers (parallel DAG runs' ``ensure_schema``, e.g. a backfill's first
+    runs on a new warehouse) take turns on an advisory lock per schema instead of racing.
+    """
+    if engine.dialect.name != "postgresql":
+        return _migrate(engine)
+    lock = "SELECT {}(hashtext(current_schema() || ':securitycoach-migrate'))"
+    with engine.connect() as holder:
+        holder.exec_driver_sql(lock.format("pg_advisory_lock"))
+        try:
+            return _migrate(engine)
+        finally:
+            holder.exec_driver_sql(lock.format("pg_advisory_unlock"))
+            holder.commit()
+
+
+def _migrate(engine: Engine) -> int:
     with engine.begin() as conn:
         schema_version.create(conn, checkfirst=True)
         current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
@@ -45,6 +62,9 @@ def migrate(engine: Engine) -> int:
         for version, path in _migrations(after=current):
             with engine.begin() as conn:
                 _run_script(conn, path)
+                # tables a version adds come straight from schema.py (checkfirst): the script
+                # only carries what create_all cannot do (altered columns, data moves)
+                metadata.create_all(conn)
                 _stamp(conn, version, path.stem)
             log.info("upgraded warehouse schema to version %s (%s)", version, path.name)
     with engine.begin() as conn:

@@ -20,6 +20,12 @@ Json = sa.JSON().with_variant(JSONB(), "postgresql")
 Ts = sa.DateTime(timezone=True)
 
 
+def _when_done(name: str, nullable: bool = False) -> sa.Column:
+    """A timestamp of when the pipeline did something (not a fact from the API): digests that
+    compare two warehouses of the same data skip it."""
+    return sa.Column(name, Ts, nullable=nullable, info={"wall_clock": True})
+
+
 def _tenant() -> sa.Column:
     return sa.Column("tenant_id", sa.String(64), primary_key=True)
 
@@ -260,6 +266,116 @@ sync_audit = sa.Table(
     sa.Column("finished_at", Ts, nullable=False),
 )
 
+# --- Detection and real-time coaching --------------------------------------------------------------
+# Sessions and alerts the load found new or changed, waiting for the detection task. Written in the
+# same transaction as the facts, removed by the detection task once evaluated (a work queue).
+detection_queue = sa.Table(
+    "stg_detection_queue",
+    metadata,
+    _tenant(),
+    sa.Column("subject_type", sa.String(16), primary_key=True),  # session | alert
+    sa.Column("subject_id", sa.String(128), primary_key=True),
+)
+
+# The detection rules in force per tenant: system rules, one per Code42 alert rule, custom rules.
+# Rebuilt from include/config/detection_rules.yaml and code42_alert_rule by every detection run;
+# rules that disappear are kept with removed_at so their detections still name them.
+detection_rule = sa.Table(
+    "detection_rule",
+    metadata,
+    _tenant(),
+    sa.Column("rule_key", sa.String(160), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # system | alert_rule | custom
+    sa.Column("subject_type", sa.String(16), nullable=False),  # session | alert
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("lesson_title", sa.Text),
+    sa.Column("lesson_url", sa.Text),
+    sa.Column("code42_rule_id", sa.String(128)),
+    sa.Column("criteria", Json, nullable=False),
+    _when_done("updated_at"),
+    _when_done("removed_at", nullable=True),
+)
+
+# The users' coaching timeline: one row per (rule, session or alert). Reruns and look-back re-reads
+# update it in place (an escalated session raises its severity), never add a second row.
+detection = sa.Table(
+    "detection",
+    metadata,
+    _tenant(),
+    sa.Column("rule_key", sa.String(160), primary_key=True),
+    sa.Column("subject_type", sa.String(16), primary_key=True),
+    sa.Column("subject_id", sa.String(128), primary_key=True),
+    sa.Column("actor_id", sa.String(128)),
+    sa.Column("severity", sa.Integer, nullable=False),  # 0 no risk .. 4 critical
+    sa.Column("occurred_at", Ts, nullable=False),  # when the behaviour happened
+    _when_done("first_seen_at"),  # when the pipeline first detected it
+    _when_done("last_changed_at"),
+    sa.Column("subject_version", Ts),  # the session's lastUpdated / the alert's state time
+    sa.Column("summary", sa.Text),
+    sa.Column("evidence", Json, nullable=False),
+    sa.Index("ix_detection_actor", "tenant_id", "actor_id"),
+    sa.Index("ix_detection_subject", "tenant_id", "subject_id"),  # the detection task's look-ups
+    sa.Index("ix_detection_seen", "tenant_id", "first_seen_at"),
+)
+
+# Campaigns as configured (include/config/campaigns.yaml), mirrored for reports.
+coaching_campaign = sa.Table(
+    "coaching_campaign",
+    metadata,
+    _tenant(),
+    sa.Column("campaign", sa.String(160), primary_key=True),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("test_mode", sa.Boolean, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("rule_keys", Json, nullable=False),
+    sa.Column("groups", Json, nullable=False),
+    _when_done("updated_at"),
+)
+
+# The outbox: one row per (campaign, detection). ``idempotency_key`` travels with the message
+# (Idempotency-Key header, Message-ID) so a receiver can recognise a repeat. Status moves
+# pending -> sending -> sent | failed | pending (retry later); test, stale, suppressed and
+# in_doubt are final (see securitycoach.coaching.outbox).
+delivery = sa.Table(
+    "delivery",
+    metadata,
+    _tenant(),
+    sa.Column("campaign", sa.String(160), primary_key=True),
+    sa.Column("rule_key", sa.String(160), primary_key=True),
+    sa.Column("subject_type", sa.String(16), primary_key=True),
+    sa.Column("subject_id", sa.String(128), primary_key=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("actor_id", sa.String(128)),
+    sa.Column("ksat_user_id", sa.BigInteger, nullable=False),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("occurred_at", Ts, nullable=False),
+    _when_done("created_at"),
+    _when_done("due_at"),
+    _when_done("claimed_at", nullable=True),
+    _when_done("sent_at", nullable=True),
+    sa.Column("subject", sa.Text),
+    sa.Column("body", sa.Text),
+    sa.Index("ix_delivery_status", "tenant_id", "status", "due_at"),
+    sa.Index("ix_delivery_user", "tenant_id", "campaign", "ksat_user_id", "sent_at"),
+)
+
+# "Delete integration": one row per tenant removed, kept after its data is gone (who, when, counts).
+integration_deletion = sa.Table(
+    "integration_deletion",
+    metadata,
+    sa.Column("deletion_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("deleted_by", sa.Text, nullable=False),
+    _when_done("deleted_at"),
+    sa.Column("row_counts", Json, nullable=False),
+)
+
 FACT_TABLES = (
     code42_session,
     code42_session_risk_indicator,
@@ -272,4 +388,8 @@ FACT_TABLES = (
     user_mapping,
     unmapped_actor,
     mapping_override,
+    detection_rule,
+    detection,
+    coaching_campaign,
+    delivery,
 )

@@ -52,7 +52,7 @@ def health(state: State) -> dict:
             "anchor": iso_ms(cfg.anchor_ms), "clock_ms": clock, "clock": iso_ms(clock),
             "span_start_ms": cfg.span_start_ms, "days": cfg.days, "sessions": cfg.sessions, "actors": cfg.actors,
             "sessions_visible": tenant.visible_end(clock), "ksat_users": len(tenant.directory.ksat_users),
-            "client_id": DEFAULT_CLIENT_ID}
+            "client_id": DEFAULT_CLIENT_ID, "smtp_port": state.sinks.smtp_port}
 
 
 @router.get("/faults")
@@ -112,3 +112,26 @@ def truth(state: State, format: str = "json"):
     if format != "json":
         raise ApiError(400, "Bad Request", "format must be json or csv")
     return state.tenant.directory.truth_json()
+
+
+@router.get("/sinks")
+def get_sinks(state: State) -> dict:
+    """What the webhook and SMTP sinks received, oldest first."""
+    return state.sinks.as_dict()
+
+
+@router.delete("/sinks")
+def clear_sinks(state: State) -> dict:
+    state.sinks.clear()
+    return state.sinks.as_dict()
+
+
+@router.post("/sinks/fail-next")
+async def webhook_fail_next(state: State, request: Request) -> dict:
+    """``{"statuses": [503, 503]}``: the webhook sink answers its next requests with these."""
+    statuses = (await _json(request)).get("statuses")
+    if not isinstance(statuses, list) or not all(isinstance(s, int) and 200 <= s <= 599 for s in statuses):
+        raise ApiError(400, "Bad Request", "statuses must be a list of HTTP status codes")
+    with state.sinks.lock:
+        state.sinks.webhook_fail_next[:] = statuses
+    return state.sinks.as_dict()

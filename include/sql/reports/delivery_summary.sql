@@ -1,0 +1,14 @@
+-- Per tenant and campaign: SecurityTips by outcome (sent, test, stale, suppressed, failed, ...).
+SELECT tenant_id,
+       campaign,
+       channel,
+       SUM(CASE WHEN status = 'sent' THEN 1 ELSE 0 END) AS sent,
+       SUM(CASE WHEN status = 'test' THEN 1 ELSE 0 END) AS test,
+       SUM(CASE WHEN status = 'stale' THEN 1 ELSE 0 END) AS stale,
+       SUM(CASE WHEN status = 'suppressed' THEN 1 ELSE 0 END) AS suppressed,
+       SUM(CASE WHEN status IN ('pending', 'sending') THEN 1 ELSE 0 END) AS pending,
+       SUM(CASE WHEN status IN ('failed', 'in_doubt') THEN 1 ELSE 0 END) AS failed,
+       COUNT(DISTINCT CASE WHEN status = 'sent' THEN ksat_user_id END) AS users_coached
+FROM delivery
+GROUP BY tenant_id, campaign, channel
+ORDER BY tenant_id, campaign

@@ -1,0 +1,264 @@
+"""The detection task: enabled rules over the sessions and alerts the load found new or changed.
+
+The load step queues every session and alert it inserted or changed (``stg_detection_queue``, in
+the same transaction as the facts). ``detect`` takes the queue batch by batch, reads each subject's
+facts back from the warehouse, evaluates the rules and writes ``detection`` rows, then removes the
+batch from the queue, all in one transaction per batch. A detection is keyed by (tenant, rule,
+subject): a look-back re-read or a rerun finds the same key and at most updates it (an escalated
+session raises its severity); ``first_seen_at`` never moves, so coaching decisions made on it hold.
+Detections are recorded for every actor, mapped or not: they join the user's timeline once mapped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from securitycoach.detection.catalog import Catalog, DetectionRule, severity_number
+from securitycoach.timeutil import as_utc
+from securitycoach.warehouse import schema as t
+from securitycoach.warehouse.upsert import upsert, upsert_changed
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What rules can ask of one session or alert (vocabulary terms already resolved)."""
+
+    subject_type: str
+    subject_id: str
+    actor_id: str | None
+    severity: int
+    occurred_at: datetime
+    version: datetime | None
+    summary: str | None
+    department: str | None = None
+    indicators: frozenset[str] = frozenset()
+    vectors: frozenset[str] = frozenset()
+    destination_categories: frozenset[str] = frozenset()
+    file_categories: frozenset[str] = frozenset()
+    watchlists: frozenset[str] = frozenset()
+    event_count: int = 0
+    alert_rule_id: str | None = None
+    alert_rule_name: str | None = None
+
+    def evidence(self, rule: DetectionRule) -> dict[str, Any]:
+        """The facts the rule looked at, for the timeline and the tip."""
+        shown: dict[str, Any] = {"severity": self.severity}
+        for name in ("indicators", "vectors", "destination_categories", "file_categories", "watchlists"):
+            if getattr(self, name):
+                shown[name] = sorted(getattr(self, name))
+        if self.subject_type == "session":
+            shown["event_count"] = self.event_count
+        else:
+            shown["alert_rule"] = self.alert_rule_name or self.alert_rule_id
+        return shown
+
+
+_CHECKS: dict[str, Callable[[Any, Facts], bool]] = {
+    "min_severity": lambda v, f: f.severity >= v,
+    "max_severity": lambda v, f: f.severity <= v,
+    "risk_indicators_any": lambda v, f: not f.indicators.isdisjoint(v),
+    "risk_indicators_all": lambda v, f: f.indicators.issuperset(v),
+    "vectors": lambda v, f: not f.vectors.isdisjoint(v),
+    "destination_categories": lambda v, f: not f.destination_categories.isdisjoint(v),
+    "file_categories": lambda v, f: not f.file_categories.isdisjoint(v),
+    "watchlists": lambda v, f: not f.watchlists.isdisjoint(v),
+    "min_event_count": lambda v, f: f.event_count >= v,
+    "departments": lambda v, f: (f.department or "").casefold() in v,
+    "alert_rules": lambda v, f: f.alert_rule_id in v or f.alert_rule_name in v,
+}
+
+
+def predicate(criteria: dict[str, Any]) -> Callable[[Facts], bool]:
+    """The rule's criteria as one test over facts: every criterion given holds (list criteria:
+    any of the values). Built once per rule, not per subject."""
+    prepared = []
+    for name, value in criteria.items():
+        if name == "departments":
+            value = frozenset(d.casefold() for d in value)
+        elif isinstance(value, list):
+            value = frozenset(value)
+        prepared.append((_CHECKS[name], value))
+    return lambda f: all(check(value, f) for check, value in prepared)
+
+
+def matches(criteria: dict[str, Any], f: Facts) -> bool:
+    return predicate(criteria)(f)
+
+
+@dataclass
+class DetectResult:
+    evaluated: int = 0
+    new: int = 0
+    updated: int = 0
+    rules_enabled: int = 0
+    per_rule: dict[str, int] = field(default_factory=dict)
+
+
+def detect(engine: Engine, tenant_id: str, catalog: Catalog, *, now: datetime | None = None,
+           batch_size: int = BATCH_SIZE) -> DetectResult:
+    """Evaluate the queued sessions and alerts of ``tenant_id``; returns what it did."""
+    now = now or datetime.now(UTC)
+    with engine.begin() as conn:
+        rules = sync_rules(conn, tenant_id, catalog, now)
+    enabled = [(r, predicate(r.criteria)) for r in rules if r.enabled]
+    result = DetectResult(rules_enabled=len(enabled))
+    q = t.detection_queue.c
+    while True:
+        with engine.begin() as conn:
+            batch = conn.execute(
+                sa.select(q.subject_type, q.subject_id).where(q.tenant_id == tenant_id)
+                .order_by(q.subject_type, q.subject_id).limit(batch_size)
+            ).all()
+            if not batch:
+                break
+            facts = load_facts(conn, tenant_id, catalog, batch)
+            found = [(rule, f) for f in facts for rule, test in enabled
+                     if rule.subject_type == f.subject_type and test(f)]
+            new, updated = write_detections(conn, tenant_id, found, now)
+            for subject_type in ("session", "alert"):
+                ids = [b.subject_id for b in batch if b.subject_type == subject_type]
+                if ids:
+                    conn.execute(t.detection_queue.delete().where(
+                        q.tenant_id == tenant_id, q.subject_type == subject_type, q.subject_id.in_(ids)))
+        result.evaluated += len(batch)
+        result.new += new
+        result.updated += updated
+        for rule, _ in found:
+            result.per_rule[rule.rule_key] = result.per_rule.get(rule.rule_key, 0) + 1
+    log.info("detection for tenant %s: %d subjects evaluated against %d enabled rules; %d new, %d updated",
+             tenant_id, result.evaluated, result.rules_enabled, result.new, result.updated)
+    return result
+
+
+def sync_rules(conn: Connection, tenant_id: str, catalog: Catalog, now: datetime) -> list[DetectionRule]:
+    """Write the rules in force to ``detection_rule``; mark rules no longer present as removed."""
+    r = t.code42_alert_rule.c
+    alert_rules = [dict(row._mapping) for row in conn.execute(
+        sa.select(r.rule_id, r.name, r.description, r.is_enabled, r.lesson_id).where(r.tenant_id == tenant_id))]
+    rules = catalog.with_alert_rules(alert_rules)
+    d = t.detection_rule.c
+    stored = {(row.tenant_id, row.rule_key): row
+              for row in conn.execute(sa.select(t.detection_rule).where(d.tenant_id == tenant_id))}
+    # a rule that comes back after removal is written again (removed_at cleared)
+    stored = {k: v for k, v in stored.items() if v.removed_at is None}
+    upsert_changed(conn, t.detection_rule,
+                   [{**rule.row(tenant_id), "updated_at": now, "removed_at": None} for rule in rules], stored)
+    conn.execute(
+        t.detection_rule.update()
+        .where(d.tenant_id == tenant_id, d.rule_key.not_in([rule.rule_key for rule in rules]), d.removed_at.is_(None))
+        .values(removed_at=now, enabled=False, updated_at=now)
+    )
+    return rules
+
+
+def load_facts(conn: Connection, tenant_id: str, catalog: Catalog, batch) -> list[Facts]:
+    """Read the queued subjects back from the fact tables (subjects since deleted are skipped)."""
+    vocab = catalog.vocabulary
+    session_ids = [b.subject_id for b in batch if b.subject_type == "session"]
+    alert_ids = [b.subject_id for b in batch if b.subject_type == "alert"]
+    a = t.code42_actor.c
+    facts: list[Facts] = []
+    if session_ids:
+        s, ri = t.code42_session.c, t.code42_session_risk_indicator.c
+        names: dict[str, set[str]] = {}
+        for row in conn.execute(sa.select(ri.session_id, ri.name).where(
+                ri.tenant_id == tenant_id, ri.session_id.in_(session_ids))):
+            if row.name:
+                names.setdefault(row.session_id, set()).add(row.name)
+        rows = conn.execute(
+            sa.select(*_without_raw(t.code42_session), a.department)  # raw JSON is not a fact: not read
+            .select_from(t.code42_session.outerjoin(
+                t.code42_actor, sa.and_(a.tenant_id == s.tenant_id, a.actor_id == s.actor_id)))
+            .where(s.tenant_id == tenant_id, s.session_id.in_(session_ids))
+        ).all()
+        for row in rows:
+            indicators = frozenset(names.get(row.session_id, ()))
+            meanings = [vocab.indicators[n] for n in indicators if n in vocab.indicators]
+            facts.append(Facts(
+                subject_type="session", subject_id=row.session_id, actor_id=row.actor_id,
+                severity=row.severity or 0, occurred_at=as_utc(row.end_time or row.begin_time),
+                version=as_utc(row.last_updated), summary=row.exfiltration_summary, department=row.department,
+                indicators=indicators,
+                vectors=frozenset(m.vector for m in meanings if m.vector),
+                destination_categories=frozenset(m.destination_category for m in meanings if m.destination_category),
+                file_categories=frozenset(m.file_category for m in meanings if m.file_category),
+                watchlists=frozenset(m.watchlist for m in meanings if m.watchlist),
+                event_count=sum(row._mapping[c] or 0 for c in (
+                    "no_risk_events", "low_events", "moderate_events", "high_events", "critical_events")),
+            ))
+    if alert_ids:
+        al, r = t.code42_alert.c, t.code42_alert_rule.c
+        rows = conn.execute(
+            sa.select(*_without_raw(t.code42_alert), a.department, r.name.label("rule_name"))
+            .select_from(
+                t.code42_alert
+                .outerjoin(t.code42_actor, sa.and_(a.tenant_id == al.tenant_id, a.actor_id == al.actor_id))
+                .outerjoin(t.code42_alert_rule, sa.and_(r.tenant_id == al.tenant_id, r.rule_id == al.rule_id)))
+            .where(al.tenant_id == tenant_id, al.alert_id.in_(alert_ids))
+        ).all()
+        for row in rows:
+            types = {w.get("type") for w in (row.watchlists or []) if isinstance(w, dict)}
+            facts.append(Facts(
+                subject_type="alert", subject_id=row.alert_id, actor_id=row.actor_id,
+                severity=_alert_severity(row.risk_severity), occurred_at=as_utc(row.created_at),
+                version=as_utc(row.state_last_modified_at or row.created_at), summary=row.name,
+                department=row.department,
+                watchlists=frozenset(vocab.watchlist_types[x] for x in types if x in vocab.watchlist_types),
+                alert_rule_id=row.rule_id, alert_rule_name=row.rule_name or row.name,
+            ))
+    return facts
+
+
+def _without_raw(table: sa.Table) -> list[sa.Column]:
+    return [c for c in table.columns if c.name != "raw"]
+
+
+def _alert_severity(value: str | None) -> int:
+    try:
+        return severity_number(value or 0)
+    except ValueError:
+        return 0
+
+
+def write_detections(conn: Connection, tenant_id: str, found: list[tuple[DetectionRule, Facts]],
+                     now: datetime) -> tuple[int, int]:
+    """Insert new detections, update changed ones in place; returns (new, updated)."""
+    if not found:
+        return 0, 0
+    d = t.detection.c
+    ids = sorted({f.subject_id for _, f in found})
+    stored = {
+        (row.rule_key, row.subject_type, row.subject_id): row
+        for row in conn.execute(sa.select(d.rule_key, d.subject_type, d.subject_id, d.severity, d.subject_version,
+                                          d.first_seen_at, d.summary)
+                                .where(d.tenant_id == tenant_id, d.subject_id.in_(ids)))
+    }
+    rows, new, updated = [], 0, 0
+    for rule, f in found:
+        key = (rule.rule_key, f.subject_type, f.subject_id)
+        row = {"tenant_id": tenant_id, "rule_key": rule.rule_key, "subject_type": f.subject_type,
+               "subject_id": f.subject_id, "actor_id": f.actor_id, "severity": f.severity,
+               "occurred_at": f.occurred_at, "first_seen_at": now, "last_changed_at": now,
+               "subject_version": f.version, "summary": f.summary, "evidence": f.evidence(rule)}
+        held = stored.get(key)
+        if held is None:
+            new += 1
+        elif (held.severity, as_utc(held.subject_version), held.summary) != (f.severity, f.version, f.summary):
+            row["first_seen_at"] = as_utc(held.first_seen_at)
+            updated += 1
+        else:
+            continue
+        rows.append(row)
+    upsert(conn, t.detection, rows)
+    return new, updated
