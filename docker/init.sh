@@ -1,0 +1,26 @@
+#!/bin/bash
+# airflow-init: migrate the metadata DB, create the admin user's auth, the connections and pools.
+# Every value comes from the environment (.env), none from docker-compose.yaml.
+set -euo pipefail
+airflow db migrate
+
+replace_connection() {  # name, then `airflow connections add` options
+  local name="$1"; shift
+  airflow connections delete "$name" >/dev/null 2>&1 || true
+  airflow connections add "$name" "$@"
+}
+
+replace_connection code42_default --conn-type code42 --conn-host "${CODE42_BASE_URL}" \
+  --conn-login "${CODE42_CLIENT_ID}" --conn-password "${CODE42_CLIENT_SECRET}"
+replace_connection knowbe4_default --conn-type knowbe4 --conn-host "${KNOWBE4_BASE_URL}" \
+  --conn-password "${KNOWBE4_API_KEY}"
+replace_connection securitycoach_warehouse --conn-type postgres --conn-host postgres --conn-port 5432 \
+  --conn-schema warehouse --conn-login warehouse --conn-password "${WAREHOUSE_PASSWORD}"
+replace_connection securitycoach_chat_webhook --conn-type http --conn-host "${CHAT_WEBHOOK_HOST}" \
+  --conn-password "${CHAT_WEBHOOK_SECRET}"
+replace_connection securitycoach_smtp --conn-type smtp --conn-host "${SMTP_HOST}" --conn-port "${SMTP_PORT}" \
+  --conn-extra '{"disable_tls": true, "disable_ssl": true}'
+
+# One slot per concurrent Code42 extraction of a tenant (they share its 120 requests/minute).
+airflow pools set code42_api 4 "Code42 API calls (shared rate limit per tenant)"
+echo "airflow-init: done"

@@ -1,0 +1,34 @@
+"""Operator of Delete Integration: all of one tenant's warehouse rows, confirmed, audited."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from operators.warehouse_hook import WarehouseHook
+from securitycoach.tenancy import DeletionRefused, delete_tenant
+from securitycoach.warehouse import migrate
+
+
+class DeleteIntegrationOperator(BaseOperator):
+    """Delete the tenant's rows if ``confirm`` repeats ``tenant_id``; fails (no retry) otherwise."""
+
+    template_fields: Sequence[str] = ("tenant_id", "confirm")
+
+    def __init__(self, *, tenant_id: str, confirm: str,
+                 warehouse_conn_id: str = WarehouseHook.default_conn_name, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.tenant_id = tenant_id
+        self.confirm = confirm
+        self.warehouse_conn_id = warehouse_conn_id
+
+    def execute(self, context) -> dict[str, int]:
+        engine = WarehouseHook(self.warehouse_conn_id).get_engine()
+        migrate(engine)
+        who = getattr(context.get("dag_run"), "triggering_user_name", None) or f"dag run {context['run_id']}"
+        try:
+            return delete_tenant(engine, self.tenant_id, confirm=self.confirm, deleted_by=who)
+        except DeletionRefused as exc:
+            raise AirflowFailException(str(exc)) from None

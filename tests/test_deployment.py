@@ -1,0 +1,101 @@
+"""docker-compose.yaml and the Dockerfile, checked without a Docker engine: the services Airflow 3
+users expect, healthchecks, commands, images, that every referenced file exists, and that secrets
+come from the env file, never from the YAML."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+SERVICES = COMPOSE["services"]
+LONG_RUNNING = ("postgres", "sandbox", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
+                "airflow-triggerer")
+ENV_EXAMPLE = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
+                   if line and not line.startswith("#"))
+
+
+def test_the_services_of_an_airflow_3_deployment_are_there():
+    assert set(SERVICES) == {*LONG_RUNNING, "airflow-init"}
+    commands = {name: SERVICES[name].get("command") for name in SERVICES}
+    assert commands["airflow-apiserver"] == "api-server"
+    assert commands["airflow-scheduler"] == "scheduler"
+    assert commands["airflow-dag-processor"] == "dag-processor"
+    assert commands["airflow-triggerer"] == "triggerer"
+    assert commands["sandbox"][0] == "incydr-sandbox" and "--smtp-port" in commands["sandbox"]
+    assert SERVICES["postgres"]["image"].startswith("postgres:")
+    for name in SERVICES:
+        if name.startswith("airflow-") or name == "sandbox":
+            assert SERVICES[name]["image"] == "securitycoach-airflow:latest" and SERVICES[name]["build"] == "."
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_long_running_services_have_healthchecks(name):
+    check = SERVICES[name]["healthcheck"]
+    assert check["test"][0] in ("CMD", "CMD-SHELL") and check["retries"] >= 3
+
+
+def test_airflow_services_start_after_init_and_init_after_the_database_and_sandbox():
+    init = SERVICES["airflow-init"]
+    assert init["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert init["depends_on"]["sandbox"]["condition"] == "service_healthy"
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        assert SERVICES[name]["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+        env = SERVICES[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].endswith("@postgres/airflow")
+
+
+def test_metadata_db_and_warehouse_are_separate_databases():
+    script = (ROOT / "docker" / "postgres-init.sh").read_text()
+    assert "CREATE DATABASE warehouse" in script
+    init = (ROOT / "docker" / "init.sh").read_text()
+    assert "--conn-schema warehouse" in init and "airflow db migrate" in init and "airflow pools set" in init
+
+
+def test_every_referenced_file_exists():
+    referenced = [ROOT / "Dockerfile", ROOT / ".env.example"]
+    for service in SERVICES.values():
+        for volume in service.get("volumes", []):
+            if volume.startswith("./"):
+                referenced.append(ROOT / volume.split(":")[0])
+    referenced += [ROOT / "docker" / Path(c[0]).name for s in SERVICES.values() for c in [s.get("command")]
+                   if isinstance(c, list) and c and str(c[0]).startswith("/opt/securitycoach/docker/")]
+    for copied in re.findall(r"^COPY (?:--\S+ )*(.+) \S+$", (ROOT / "Dockerfile").read_text(), re.MULTILINE):
+        referenced += [ROOT / part for part in copied.split()]
+    missing = [str(p.relative_to(ROOT)) for p in referenced if not p.exists()]
+    assert not missing
+    assert len(referenced) > 10
+
+
+def test_secrets_come_from_the_env_file_not_the_yaml():
+    text = (ROOT / "docker-compose.yaml").read_text()
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)\}", text))  # $${X} is the container's own variable
+    assert used and used <= set(ENV_EXAMPLE)
+    for value in ENV_EXAMPLE.values():
+        if "change-me" in value or "secret" in value or "ksat-key" in value:
+            assert value not in text
+    assert all(s.get("env_file") == [".env"] for n, s in SERVICES.items() if n.startswith("airflow-"))
+    init = (ROOT / "docker" / "init.sh").read_text()
+    assert set(re.findall(r"\$\{(\w+)\}", init)) <= set(ENV_EXAMPLE)
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_the_image_extends_the_official_airflow_3_image_with_the_locked_set():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^ARG AIRFLOW_VERSION=3\.\d+\.\d+$", dockerfile, re.MULTILINE)
+    assert "FROM apache/airflow:${AIRFLOW_VERSION}-python3.11" in dockerfile
+    assert "uv export --frozen --no-dev" in dockerfile
+    lock_airflow = re.search(r'name = "apache-airflow"\nversion = "([^"]+)"', (ROOT / "uv.lock").read_text())
+    assert lock_airflow and f"AIRFLOW_VERSION={lock_airflow.group(1)}" in dockerfile
+
+
+def test_the_shell_scripts_parse():
+    for script in (ROOT / "docker").glob("*.sh"):
+        assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0, script
