@@ -65,7 +65,9 @@ TRANSIENT = {
     "5xx at random, 20 %": {"fail_5xx_rate": 0.2},
     "dropped connections": {"drop_next": 3},
     "truncated JSON every 3rd page": {"malformed_every": 3},
-    "token expiring every second": {"token_ttl": 1, "latency_ms": 150},
+    # Two seconds: short enough to expire many times in a run, long enough that a just-fetched token
+    # still reaches the server valid on a loaded 2-core machine (one second flaked there).
+    "token expiring every 2 seconds": {"token_ttl": 2, "latency_ms": 150},
 }
 
 
