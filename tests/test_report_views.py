@@ -19,8 +19,10 @@ import pytest
 import sqlalchemy as sa
 from pipeline import default_catalog, run_detection
 
+from conftest import PG_ADMIN_URL
 from knowbe4_hook import KnowBe4Hook
 from securitycoach.mapping.store import refresh_ksat_directory
+from securitycoach.warehouse import SCHEMA_VERSION, create_warehouse_engine, migrate
 from securitycoach.warehouse import schema as t
 
 A, B = "tenant-a", "tenant-b"
@@ -353,3 +355,27 @@ def test_detection_mirrors_the_indicator_vocabulary(warehouse):
     assert vocab["Removable media"] == ("removable_media", "Removable Media", None, None)
     assert vocab["Source code"] == (None, None, "SourceCode", None)
     assert set(vocab) == set(default_catalog().vocabulary.indicators)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_engine(request, tmp_path):
+    if request.param == "sqlite":
+        engine = create_warehouse_engine(f"sqlite:///{tmp_path / 'v2.db'}")
+    else:
+        engine = create_warehouse_engine(PG_ADMIN_URL, search_path=request.getfixturevalue("pg_schema"))
+    yield engine
+    engine.dispose()
+
+
+def test_upgrade_from_version_2_adds_the_reporting_tables_and_views(blank_engine):
+    new = {"ksat_user_group", "risk_indicator_vocabulary"}
+    with blank_engine.begin() as conn:
+        t.metadata.create_all(conn, tables=[x for x in t.metadata.sorted_tables if x.name not in new])
+        conn.execute(t.schema_version.insert().values(version=2, description="v2", applied_at=NOW))
+    assert migrate(blank_engine) == 2
+    inspector = sa.inspect(blank_engine)
+    assert new <= set(inspector.get_table_names())
+    assert {"rpt_risk_overview", "rpt_recidivism", "base_session"} <= set(inspector.get_view_names())
+    with blank_engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.max(t.schema_version.c.version))).scalar() == SCHEMA_VERSION == 3
+        assert conn.execute(sa.text("SELECT count(*) FROM rpt_top_groups")).scalar() == 0
