@@ -159,7 +159,18 @@ def sync_rules(conn: Connection, tenant_id: str, catalog: Catalog, now: datetime
         .where(d.tenant_id == tenant_id, d.rule_key.not_in([rule.rule_key for rule in rules]), d.removed_at.is_(None))
         .values(removed_at=now, enabled=False, updated_at=now)
     )
+    sync_vocabulary(conn, tenant_id, catalog)
     return rules
+
+
+def sync_vocabulary(conn: Connection, tenant_id: str, catalog: Catalog) -> None:
+    """Mirror the indicator vocabulary to ``risk_indicator_vocabulary`` (for rpt_vendor_events)."""
+    v = t.risk_indicator_vocabulary
+    rows = [{"tenant_id": tenant_id, "indicator_name": name, **meaning.model_dump()}
+            for name, meaning in catalog.vocabulary.indicators.items()]
+    upsert(conn, v, rows)
+    conn.execute(v.delete().where(v.c.tenant_id == tenant_id,
+                                  v.c.indicator_name.not_in([r["indicator_name"] for r in rows])))
 
 
 def load_facts(conn: Connection, tenant_id: str, catalog: Catalog, batch) -> list[Facts]:

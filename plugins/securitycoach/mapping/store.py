@@ -28,6 +28,11 @@ def refresh_ksat_directory(engine: Engine, client, *, tenant_id: str) -> dict[st
             upsert(conn, table, rows)
             conn.execute(table.delete().where(table.c.tenant_id == tenant_id,
                                               table.c[key].not_in([r[key] for r in rows])))
+        # membership as rows for the reports (rpt_top_groups): rewritten whole, like the directory
+        memberships = [{"tenant_id": tenant_id, "ksat_user_id": u["ksat_user_id"], "group_id": g}
+                       for u in users for g in dict.fromkeys(u["groups"] or ())]
+        conn.execute(t.ksat_user_group.delete().where(t.ksat_user_group.c.tenant_id == tenant_id))
+        upsert(conn, t.ksat_user_group, memberships, do_nothing=True)
     return {"users": len(users), "groups": len(groups)}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -27,6 +29,7 @@ def create_warehouse_engine(url: str | URL, *, search_path: str | None = None) -
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+            _ensure_math(dbapi_conn)
 
         return engine
     if backend == "postgresql":
@@ -34,6 +37,22 @@ def create_warehouse_engine(url: str | URL, *, search_path: str | None = None) -
         return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
     raise ValueError(f"warehouse URL {describe_url(url)!r}: unsupported backend {backend!r} "
                      "(use sqlite or postgresql)")
+
+
+def _ensure_math(dbapi_conn) -> None:
+    """The reporting views use ``exp``/``power``: built into SQLite 3.35+ when compiled with math
+    functions; registered from Python's math module on builds without them."""
+    for name, n_args, func in (("exp", 1, math.exp), ("power", 2, math.pow)):
+        try:
+            dbapi_conn.execute(f"SELECT {name}({', '.join(['1'] * n_args)})")
+        except sqlite3.OperationalError:
+            dbapi_conn.create_function(name, n_args, _null_safe(func), deterministic=True)
+
+
+def _null_safe(func):
+    def call(*args):
+        return None if any(a is None for a in args) else func(*args)
+    return call
 
 
 def describe_url(url: str | URL) -> str:

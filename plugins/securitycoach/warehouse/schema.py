@@ -198,6 +198,16 @@ ksat_group = sa.Table(
     sa.Column("status", sa.String(16)),
 )
 
+# KSAT group membership, one row per (user, group): ksat_user.groups as a table, so reports can
+# join on it on every dialect. Rewritten for each user by every directory refresh (version 3).
+ksat_user_group = sa.Table(
+    "ksat_user_group",
+    metadata,
+    _tenant(),
+    sa.Column("ksat_user_id", sa.BigInteger, primary_key=True),
+    sa.Column("group_id", sa.BigInteger, primary_key=True),
+)
+
 # The analysts' contract: one row per mapped Code42 actor (keep the name and columns).
 user_mapping = sa.Table(
     "user_mapping",
@@ -320,6 +330,20 @@ detection = sa.Table(
     sa.Index("ix_detection_seen", "tenant_id", "first_seen_at"),
 )
 
+# What each Code42 risk indicator name says about a session (the detection rules' vocabulary,
+# include/config/detection_rules.yaml), mirrored per tenant by every detection run so reports can
+# show vectors and destinations (version 3).
+risk_indicator_vocabulary = sa.Table(
+    "risk_indicator_vocabulary",
+    metadata,
+    _tenant(),
+    sa.Column("indicator_name", sa.String(250), primary_key=True),
+    sa.Column("vector", sa.String(64)),
+    sa.Column("destination_category", sa.Text),
+    sa.Column("file_category", sa.Text),
+    sa.Column("watchlist", sa.String(64)),
+)
+
 # Campaigns as configured (include/config/campaigns.yaml), mirrored for reports.
 coaching_campaign = sa.Table(
     "coaching_campaign",
@@ -385,11 +409,13 @@ FACT_TABLES = (
     code42_actor,
     ksat_user,
     ksat_group,
+    ksat_user_group,
     user_mapping,
     unmapped_actor,
     mapping_override,
     detection_rule,
     detection,
+    risk_indicator_vocabulary,
     coaching_campaign,
     delivery,
 )
