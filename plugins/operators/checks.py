@@ -43,8 +43,21 @@ class _OnWarehouse:
     """``conn_id`` defaults to the warehouse; a failed check fails the task without retries (bad
     data does not get better by retrying)."""
 
-    def get_db_hook(self) -> DbApiHook:
+    @cached_property
+    def _warehouse_sql_hook(self) -> WarehouseSqlHook:
         return WarehouseSqlHook(self.conn_id)
+
+    def get_db_hook(self) -> DbApiHook:
+        return self._warehouse_sql_hook
+
+    def failed_checks(self) -> list[str]:
+        return []
+
+    def _raise_exception(self, exception_string: str):
+        # a first line that says what failed (failure callbacks show only that line)
+        failed = self.failed_checks()
+        headline = f"data check {self.task_id} failed" + (f": {'; '.join(failed)}" if failed else "")
+        super()._raise_exception(f"{headline}\n{exception_string}")
 
 
 class WarehouseColumnCheckOperator(_OnWarehouse, SQLColumnCheckOperator):
@@ -54,6 +67,11 @@ class WarehouseColumnCheckOperator(_OnWarehouse, SQLColumnCheckOperator):
                  **kwargs) -> None:
         super().__init__(conn_id=conn_id, retry_on_failure=retry_on_failure, **kwargs)
 
+    def failed_checks(self) -> list[str]:
+        return [f"{self.table}.{column} {check} = {values.get('result')!r}"
+                for column, checks in self.column_mapping.items() for check, values in checks.items()
+                if values.get("success") is False]
+
 
 class WarehouseTableCheckOperator(_OnWarehouse, SQLTableCheckOperator):
     """``SQLTableCheckOperator`` on the warehouse (named boolean checks over a table)."""
@@ -61,6 +79,9 @@ class WarehouseTableCheckOperator(_OnWarehouse, SQLTableCheckOperator):
     def __init__(self, *, conn_id: str = WarehouseHook.default_conn_name, retry_on_failure: bool = False,
                  **kwargs) -> None:
         super().__init__(conn_id=conn_id, retry_on_failure=retry_on_failure, **kwargs)
+
+    def failed_checks(self) -> list[str]:
+        return [f"{self.table} {name}" for name, values in self.checks.items() if values.get("success") is False]
 
 
 class WarehouseCheckOperator(_OnWarehouse, SQLCheckOperator):
@@ -80,6 +101,21 @@ class WarehouseCheckOperator(_OnWarehouse, SQLCheckOperator):
         self._do_render_template_fields(self, ("sql_vars",), context, jinja_env, set())
         context.update(self.sql_vars)
         super().render_template_fields(context, jinja_env)
+
+    def execute(self, context) -> None:
+        hook = self.get_db_hook()
+        row = hook.get_first(self.sql, self.parameters)
+        if not row:
+            self._raise_exception(f"The following query returned zero rows: {self.sql}")
+        description = hook.last_description or []
+        names = [d[0] for d in description] or [f"column {i + 1}" for i in range(len(row))]
+        self._failed = [name for name, value in zip(names, row, strict=False) if not value]
+        if self._failed:
+            self._raise_exception(f"Query:\n{self.sql}\nResults: {dict(zip(names, row, strict=False))}")
+        self.log.info("All checks passed: %s", dict(zip(names, row, strict=False)))
+
+    def failed_checks(self) -> list[str]:
+        return list(getattr(self, "_failed", []))
 
 
 def sql_string(value: object) -> str:
