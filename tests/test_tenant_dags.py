@@ -169,3 +169,75 @@ def test_data_checks_fail_on_a_null_and_a_duplicated_key(two_tenants, sandbox):
     with engine.connect() as conn:  # the checks read this tenant only
         assert conn.execute(sa.select(sa.func.count(sa.distinct(t.code42_alert.c.tenant_id)))).scalar_one() == 1
     assert tenant
+
+
+def test_delete_integration_pauses_the_tenants_dags_and_removes_its_connections(two_tenants, sandbox, monkeypatch,
+                                                                               capsys, pg_schema):
+    """Inside dag.test() the metadata DB is reachable: the delete DAG pauses acme's DAGs and deletes
+    its connections there, and audits each step; the CLI prints what it removed."""
+    from airflow.models.connection import Connection
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    from securitycoach import cli
+
+    bag, engine, other = two_tenants
+    monkeypatch.delenv("AIRFLOW_CONN_CODE42_ACME")  # acme's connections live in the metadata DB, working
+    monkeypatch.delenv("AIRFLOW_CONN_KNOWBE4_ACME")
+    with create_session() as session:
+        for conn_id in ("code42_acme", "knowbe4_acme"):
+            session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+        session.add(Connection(conn_id="code42_acme", conn_type="code42", host=other.base_url, login=other.client_id,
+                               password=other.client_secret))
+        session.add(Connection(conn_id="knowbe4_acme", conn_type="knowbe4", host=other.base_url,
+                               password=other.ksat_key))
+    end = sandbox.anchor.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    assert bag.get_dag("code42_sync_acme").test(logical_date=end).state == "success"
+    assert bag.get_dag("code42_sync").test(logical_date=end).state == "success"
+    assert known_tenants(engine) == sorted([sandbox.tenant_id, other.tenant_id])
+    with create_session() as session:  # DAGs are created paused: say they run, as a deployment would
+        session.query(DagModel).update({DagModel.is_paused: False})
+
+    delete = bag.get_dag("securitycoach_delete_integration")
+    run = delete.test(run_conf={"tenant_id": other.tenant_id, "confirm": other.tenant_id})
+    assert run.state == "success"
+    assert known_tenants(engine) == [sandbox.tenant_id]
+    with create_session() as session:
+        paused = {d.dag_id: d.is_paused for d in session.query(DagModel).filter(DagModel.dag_id.like("code42_%"))}
+        left = {c.conn_id for c in session.query(Connection).filter(Connection.conn_id.like("%acme"))}
+    assert paused["code42_sync_acme"] and paused["code42_reference_acme"]
+    assert not paused["code42_sync"] and not paused["code42_reference"]
+    assert left == set()
+    with engine.connect() as conn:
+        deletion = conn.execute(sa.select(t.integration_deletion)).one()
+        actions = conn.execute(sa.select(t.integration_deletion_action).order_by(
+            t.integration_deletion_action.c.position)).mappings().all()
+    assert deletion.tenant_id == other.tenant_id and deletion.row_counts["code42_session"] > 0
+    assert [(a["deletion_id"], a["action"], a["target"], a["outcome"], a["detail"]) for a in actions[:4]] == [
+        (deletion.deletion_id, "pause_dag", "code42_sync_acme", "done", "paused (metadata DB)"),
+        (deletion.deletion_id, "pause_dag", "code42_reference_acme", "done", "paused (metadata DB)"),
+        (deletion.deletion_id, "delete_connection", "code42_acme", "done", "deleted (metadata DB)"),
+        (deletion.deletion_id, "delete_connection", "knowbe4_acme", "done", "deleted (metadata DB)"),
+    ]
+    assert [(a["action"], a["outcome"]) for a in actions[4:]] == [("manual", "to_do")]
+    assert "remove tenant 'acme' from the tenants file" in actions[4]["detail"]
+
+    # the CLI, for the other tenant: its connections come from the environment, so they are named
+    # as left to remove there; the rows go, and every line says what happened
+    url = engine.url.render_as_string(hide_password=False)
+    capsys.readouterr()
+    assert cli.main(["--warehouse", url, "--search-path", pg_schema, "tenant", "delete", "--tenant",
+                     sandbox.tenant_id, "--confirm", sandbox.tenant_id, "--by", "carol"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"deleted tenant {sandbox.tenant_id}: ") and "code42_session " in out[0]
+    assert out[1:] == [
+        "  pause_dag code42_sync: done (paused (metadata DB))",
+        "  pause_dag code42_reference: done (paused (metadata DB))",
+        ("  delete_connection code42_default: not_found (defined by the environment variable "
+        "AIRFLOW_CONN_CODE42_DEFAULT, not in the metadata DB: remove it there)"),
+        ("  delete_connection knowbe4_default: not_found (defined by the environment variable "
+        "AIRFLOW_CONN_KNOWBE4_DEFAULT, not in the metadata DB: remove it there)"),
+        ("  manual -: to_do (remove tenant 'default' from the tenants file (or set enabled: false), or the next "
+        "deployment re-creates its DAGs and pool)"),
+    ]
+    assert known_tenants(engine) == []

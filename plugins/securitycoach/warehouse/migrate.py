@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # Bump together with a new include/sql/migrations/NNNN_*.sql file and the matching change in
 # schema.py.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _BASELINE = "baseline: code42 facts, staging, audit, mapping, detection and coaching"
 
 
