@@ -241,3 +241,90 @@ def test_delete_integration_pauses_the_tenants_dags_and_removes_its_connections(
         "deployment re-creates its DAGs and pool)"),
     ]
     assert known_tenants(engine) == []
+
+
+@pytest.fixture
+def api_server(airflow_db):
+    """A real ``airflow api-server`` on the test's metadata DB (simple auth manager, user ``ops``)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "ops:admin",
+           "AIRFLOW__API_AUTH__JWT_SECRET": "test-only-" + "0" * 40}
+    log = Path(airflow_db) / "api-server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "api-server", "-H", "127.0.0.1",
+                                 "-p", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if requests.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+        password = json.loads((Path(airflow_db) / "simple_auth_manager_passwords.json.generated").read_text())["ops"]
+        yield base, password
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_delete_integration_through_the_airflow_rest_api(two_tenants, sandbox, monkeypatch, api_server):
+    """As on a real worker (no metadata-DB access needed): with securitycoach_airflow_api defined, the
+    delete DAG pauses and removes through a running api-server."""
+    from airflow.models.connection import Connection
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    base, password = api_server
+    bag, engine, other = two_tenants
+    monkeypatch.setenv("AIRFLOW_CONN_CODE42_ACME", json.dumps({
+        "conn_type": "code42", "login": other.client_id, "password": other.client_secret, "host": other.base_url}))
+    monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_AIRFLOW_API",
+                       json.dumps({"conn_type": "http", "host": base, "login": "ops", "password": password}))
+    with create_session() as session:
+        session.query(Connection).filter(Connection.conn_id == "knowbe4_acme").delete()
+        session.add(Connection(conn_id="knowbe4_acme", conn_type="knowbe4", host=other.base_url,
+                               password=other.ksat_key))
+    monkeypatch.delenv("AIRFLOW_CONN_KNOWBE4_ACME")
+    end = sandbox.anchor.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    assert bag.get_dag("code42_sync_acme").test(logical_date=end).state == "success"
+    with create_session() as session:
+        session.query(DagModel).update({DagModel.is_paused: False})
+
+    run = bag.get_dag("securitycoach_delete_integration").test(
+        run_conf={"tenant_id": other.tenant_id, "confirm": other.tenant_id})
+    assert run.state == "success"
+    with create_session() as session:
+        paused = {d.dag_id: d.is_paused for d in session.query(DagModel)}
+        assert session.query(Connection).filter(Connection.conn_id == "knowbe4_acme").count() == 0
+    assert paused["code42_sync_acme"] and paused["code42_reference_acme"] and not paused["code42_sync"]
+    with engine.connect() as conn:
+        actions = [(a.action, a.target, a.outcome, a.detail) for a in conn.execute(
+            sa.select(t.integration_deletion_action).order_by(t.integration_deletion_action.c.position))]
+    assert actions[:4] == [
+        ("pause_dag", "code42_sync_acme", "done", "paused (Airflow API)"),
+        ("pause_dag", "code42_reference_acme", "done", "paused (Airflow API)"),
+        ("delete_connection", "code42_acme", "not_found", ("defined by the environment variable "
+                                                          "AIRFLOW_CONN_CODE42_ACME, not in the metadata DB: "
+                                                          "remove it there")),
+        ("delete_connection", "knowbe4_acme", "done", "deleted (Airflow API)"),
+    ]
+    assert password not in " ".join(map(str, actions))
