@@ -3,7 +3,9 @@
 Trigger with ``{"tenant_id": "<tenant uid>", "confirm": "<the same tenant uid>"}``. All of the
 tenant's rows go in one transaction and an ``integration_deletion`` row keeps who, when and how
 many; a wrong or missing confirmation fails the run and changes nothing. Other tenants are not
-touched. Afterwards remove the tenant's Code42 connection (and its entry in the tenant list).
+touched. Then the tenant is disabled: its DAGs paused and its connections deleted (Airflow REST API
+through ``securitycoach_airflow_api``, else the metadata DB), each step and its outcome kept in
+``integration_deletion_action``. Last, remove its entry from include/config/tenants.yaml.
 """
 
 from __future__ import annotations

@@ -21,6 +21,12 @@ replace_connection securitycoach_chat_webhook --conn-type http --conn-host "${CH
 replace_connection securitycoach_smtp --conn-type smtp --conn-host "${SMTP_HOST}" --conn-port "${SMTP_PORT}" \
   --conn-extra '{"disable_tls": true, "disable_ssl": true}'
 
-# One slot per concurrent Code42 extraction of a tenant (they share its 120 requests/minute).
-airflow pools set code42_api 4 "Code42 API calls (shared rate limit per tenant)"
+# One pool per tenant of include/config/tenants.yaml: code42_<name>, its slots = the Code42 pages the
+# tenant's extract tasks may fetch at once (each task holds pages_in_flight slots).
+pools="$(mktemp)"
+securitycoach tenant pools > "$pools"   # fails (and stops the init) on a bad tenants file
+while IFS=$'\t' read -r pool slots description; do
+  airflow pools set "$pool" "$slots" "$description"
+done < "$pools"
+rm -f "$pools"
 echo "airflow-init: done"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,42 @@ def test_the_image_extends_the_official_airflow_3_image_with_the_locked_set():
 def test_the_shell_scripts_parse():
     for script in (ROOT / "docker").glob("*.sh"):
         assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0, script
+
+
+def test_init_creates_the_connections_and_one_pool_per_tenant(tmp_path):
+    """Run docker/init.sh with a recording stand-in for the ``airflow`` command and the real
+    ``securitycoach`` CLI over a two-tenant file."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    (bin_dir / "airflow").write_text(f'#!/bin/bash\nprintf "%s|" "$@" >> {calls}\necho >> {calls}\n')
+    (bin_dir / "airflow").chmod(0o755)
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text(yaml.safe_dump({"version": 1, "tenants": [
+        {"name": "default", "code42_conn_id": "code42_default", "knowbe4_conn_id": "knowbe4_default"},
+        {"name": "acme", "code42_conn_id": "code42_acme", "knowbe4_conn_id": "knowbe4_acme", "pool_slots": 2,
+         "pages_in_flight": 2},
+        {"name": "old", "code42_conn_id": "code42_old", "knowbe4_conn_id": "knowbe4_old", "enabled": False},
+    ]}))
+    venv_bin = Path(sys.executable).parent
+    env = {**ENV_EXAMPLE, "PATH": f"{bin_dir}:{venv_bin}:/usr/bin:/bin", "SECURITYCOACH_TENANTS": str(tenants),
+           "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", str(ROOT / "docker" / "init.sh")], env=env, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    lines = [line.rstrip("|").split("|") for line in calls.read_text().splitlines() if line]
+    pools = [line[2:] for line in lines if line[:2] == ["pools", "set"]]
+    assert pools == [
+        ["code42_default", "8", "Code42 pages tenant default may fetch at once (connection code42_default)"],
+        ["code42_acme", "2", "Code42 pages tenant acme may fetch at once (connection code42_acme)"],
+    ]
+    added = [line[2] for line in lines if line[:2] == ["connections", "add"]]
+    assert added == ["code42_default", "knowbe4_default", "securitycoach_warehouse", "securitycoach_chat_webhook",
+                     "securitycoach_smtp"]
+    assert lines[0] == ["db", "migrate"]
+
+    tenants.write_text(tenants.read_text().replace("pool_slots: 2", "pool_slots: lots"))
+    failed = subprocess.run(["bash", str(ROOT / "docker" / "init.sh")], env=env, capture_output=True, text=True,
+                            check=False)
+    assert failed.returncode != 0
+    assert f"{tenants}: tenant 2 ('acme'): pool_slots: Input should be a valid integer" in failed.stderr

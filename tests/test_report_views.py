@@ -377,5 +377,5 @@ def test_upgrade_from_version_2_adds_the_reporting_tables_and_views(blank_engine
     assert new <= set(inspector.get_table_names())
     assert {"rpt_risk_overview", "rpt_recidivism", "base_session"} <= set(inspector.get_view_names())
     with blank_engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.max(t.schema_version.c.version))).scalar() == SCHEMA_VERSION == 3
+        assert conn.execute(sa.select(sa.func.max(t.schema_version.c.version))).scalar() == SCHEMA_VERSION
         assert conn.execute(sa.text("SELECT count(*) FROM rpt_top_groups")).scalar() == 0

@@ -44,9 +44,15 @@ def test_dags_import_without_network_or_database(airflow_db, monkeypatch):
     assert (interval.start, interval.end) == (ten - timedelta(hours=1), ten)
     assert sync.params["lookback_hours"] == 24
     assert {t.task_id for t in sync.tasks} == {
-        "ensure_schema", "extract_sessions", "extract_alerts", "load_warehouse", "resolve_new_actors", "map_users",
-        "detect", "deliver_tips", "write_audit",
+        "ensure_schema", "extract_sessions", "extract_alerts", "load_warehouse", "check_session_keys",
+        "check_alert_keys", "check_loaded_rows", "resolve_new_actors", "map_users", "detect", "deliver_tips",
+        "write_audit",
     }
+    # the data checks gate everything after the load; the extracts hold the tenant's pool
+    assert sync.get_task("resolve_new_actors").upstream_task_ids == {
+        "check_session_keys", "check_alert_keys", "check_loaded_rows"}
+    assert {(t.pool, t.pool_slots) for t in sync.tasks if t.task_id.startswith("extract_")} == {("code42_default", 4)}
+    assert sync.default_args["on_failure_callback"] is not None
     assert bag.get_dag("code42_reference") is not None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -38,7 +39,11 @@ class WarehouseSchemaOperator(BaseOperator):
 
 
 class Code42ExtractOperator(BaseOperator):
-    """Stage one Code42 stream for the run's data interval (sessions: plus the look-back)."""
+    """Stage one Code42 stream for the run's data interval (sessions: plus the look-back).
+
+    ``pages_in_flight`` caps the pages fetched at once (the tenant DAGs set it to the task's
+    ``pool_slots``, so the tenant's pool bounds its concurrent Code42 pages).
+    """
 
     template_fields: Sequence[str] = ("lookback_hours",)
 
@@ -47,6 +52,7 @@ class Code42ExtractOperator(BaseOperator):
         *,
         stream: str,
         lookback_hours: int | str = 0,
+        pages_in_flight: int | None = None,
         code42_conn_id: str = Code42Hook.default_conn_name,
         warehouse_conn_id: str = WarehouseHook.default_conn_name,
         **kwargs,
@@ -56,6 +62,7 @@ class Code42ExtractOperator(BaseOperator):
             raise ValueError(f"{self.task_id}: unknown stream {stream!r}; expected one of {sorted(STREAMS)}")
         self.stream = stream
         self.lookback_hours = lookback_hours
+        self.pages_in_flight = pages_in_flight
         self.code42_conn_id = code42_conn_id
         self.warehouse_conn_id = warehouse_conn_id
 
@@ -66,6 +73,9 @@ class Code42ExtractOperator(BaseOperator):
         lookback = _hours(self.lookback_hours, "lookback_hours")
         start_from = start - timedelta(hours=lookback)
         hook = Code42Hook(self.code42_conn_id)
+        if self.pages_in_flight:  # at most the pool slots this task holds (the connection may say fewer)
+            hook.settings = replace(hook.settings,
+                                    pages_in_flight=min(hook.settings.pages_in_flight, self.pages_in_flight))
         count = sync.extract_to_staging(
             WarehouseHook(self.warehouse_conn_id).get_engine(),
             hook,

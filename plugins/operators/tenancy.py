@@ -1,4 +1,5 @@
-"""Operator of Delete Integration: all of one tenant's warehouse rows, confirmed, audited."""
+"""Operator of Delete Integration: all of one tenant's warehouse rows, confirmed, audited; then the
+tenant is disabled (its DAGs paused, its connections removed) and every step is audited too."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from operators.warehouse_hook import WarehouseHook
-from securitycoach.tenancy import DeletionRefused, delete_tenant
+from securitycoach.airflow_control import airflow_control
+from securitycoach.tenancy import DeletionRefused, delete_integration
+from securitycoach.tenants import TenantFileError, load_tenants
 from securitycoach.warehouse import migrate
 
 
@@ -24,11 +27,21 @@ class DeleteIntegrationOperator(BaseOperator):
         self.confirm = confirm
         self.warehouse_conn_id = warehouse_conn_id
 
-    def execute(self, context) -> dict[str, int]:
+    def execute(self, context) -> dict:
         engine = WarehouseHook(self.warehouse_conn_id).get_engine()
         migrate(engine)
         who = getattr(context.get("dag_run"), "triggering_user_name", None) or f"dag run {context['run_id']}"
         try:
-            return delete_tenant(engine, self.tenant_id, confirm=self.confirm, deleted_by=who)
+            tenants = load_tenants()
+        except TenantFileError as exc:
+            self.log.warning("tenants file unreadable, so its entry cannot be disabled: %s", exc)
+            tenants = None
+        try:
+            report = delete_integration(engine, self.tenant_id, confirm=self.confirm, deleted_by=who,
+                                        control=airflow_control(), tenants=tenants)
         except DeletionRefused as exc:
             raise AirflowFailException(str(exc)) from None
+        for line in report.lines():
+            self.log.info("%s", line)
+        return {"deletion_id": report.deletion_id, "rows": report.counts,
+                "actions": [vars(a) for a in report.actions]}

@@ -4,6 +4,7 @@
     securitycoach mapping upload FILE --tenant TENANT [--by NAME]
     securitycoach mapping run --tenant TENANT [--rules RULES]
     securitycoach tenant delete --tenant TENANT --confirm TENANT [--by NAME]
+    securitycoach tenant pools [--tenants FILE]
 
 The warehouse is ``--warehouse URL`` (SQLAlchemy URL), else ``$SECURITYCOACH_WAREHOUSE_URL``,
 else the embedded SQLite warehouse (``data/warehouse.db``).
@@ -19,7 +20,8 @@ from pathlib import Path
 from securitycoach.mapping.rules import RuleFileError, load_rules
 from securitycoach.mapping.store import apply_upload, remap
 from securitycoach.paths import data_dir, mapping_rules_path
-from securitycoach.tenancy import DeletionRefused, delete_tenant
+from securitycoach.tenancy import DeletionRefused, delete_integration
+from securitycoach.tenants import TenantFileError, load_tenants
 from securitycoach.warehouse import create_warehouse_engine, describe_url, migrate
 
 
@@ -46,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--tenant", required=True, help="the Code42 tenant id")
     delete.add_argument("--confirm", required=True, help="the tenant id again, to confirm")
     delete.add_argument("--by", default=os.environ.get("USER"), help="who deletes (audited)")
+    delete.add_argument("--airflow", choices=("auto", "none"), default="auto",
+                        help="auto: then pause the tenant's DAGs and remove its connections (Airflow REST API "
+                             "if the connection securitycoach_airflow_api is defined, else the metadata DB); "
+                             "none: only delete the rows and list what is left to do")
+    delete.add_argument("--tenants", type=Path, help="tenants file (default include/config/tenants.yaml)")
+    pools = tenant.add_parser("pools", help="print the Airflow pools of the tenants file (pool, slots, description; "
+                                            "tab-separated), for docker/init.sh")
+    pools.add_argument("--tenants", type=Path, help="tenants file (default include/config/tenants.yaml)")
     return parser
 
 
@@ -59,19 +69,45 @@ def _engine(args):
 def _delete_tenant(args) -> int:
     _, engine = _engine(args)
     try:
-        counts = delete_tenant(engine, args.tenant, confirm=args.confirm, deleted_by=args.by or "")
+        tenants = load_tenants(args.tenants)
+    except TenantFileError as exc:
+        print(f"tenant delete: {exc}", file=sys.stderr)
+        return 2
+    control = None
+    if args.airflow == "auto":
+        from securitycoach.airflow_control import airflow_control
+
+        control = airflow_control()
+    try:
+        report = delete_integration(engine, args.tenant, confirm=args.confirm, deleted_by=args.by or "",
+                                    control=control, tenants=tenants)
     except DeletionRefused as exc:
         print(f"tenant delete: {exc}", file=sys.stderr)
         return 2
+    counts = report.counts
     print(f"deleted tenant {args.tenant}: {sum(counts.values())} rows "
-          f"({', '.join(f'{k} {v}' for k, v in counts.items())}); audit row written")
+          f"({', '.join(f'{k} {v}' for k, v in counts.items())}); audit row {report.deletion_id} written")
+    for action in report.actions:
+        print(f"  {action}")
+    return 0
+
+
+def _tenant_pools(args) -> int:
+    try:
+        tenants = load_tenants(args.tenants)
+    except TenantFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for tenant in tenants.enabled:
+        print(f"{tenant.pool}\t{tenant.pool_slots}\tCode42 pages tenant {tenant.name} may fetch at once "
+              f"(connection {tenant.code42_conn_id})")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.area == "tenant":
-        return _delete_tenant(args)
+        return _tenant_pools(args) if args.command == "pools" else _delete_tenant(args)
     try:
         ruleset = load_rules(getattr(args, "rules", None) or mapping_rules_path())
     except RuleFileError as exc:

@@ -41,3 +41,8 @@ def detection_rules_path() -> Path:
 
 def campaigns_path() -> Path:
     return Path(os.environ.get("SECURITYCOACH_CAMPAIGNS", include_dir() / "config" / "campaigns.yaml"))
+
+
+def tenants_path() -> Path:
+    """The tenants file: one sync DAG (and reference DAG) per entry."""
+    return Path(os.environ.get("SECURITYCOACH_TENANTS", include_dir() / "config" / "tenants.yaml"))

@@ -400,6 +400,19 @@ integration_deletion = sa.Table(
     sa.Column("row_counts", Json, nullable=False),
 )
 
+# What Delete Integration did to disable the tenant after its rows went: DAGs paused, connections
+# removed, steps left to a person; one row each, with the outcome (no tenant_id column: kept).
+integration_deletion_action = sa.Table(
+    "integration_deletion_action",
+    metadata,
+    sa.Column("deletion_id", sa.Integer, primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("action", sa.String(32), nullable=False),  # pause_dag | delete_connection | manual
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),  # done | not_found | failed | to_do
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
 FACT_TABLES = (
     code42_session,
     code42_session_risk_indicator,

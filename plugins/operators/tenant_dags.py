@@ -1,0 +1,153 @@
+"""The DAG factory of the tenants file: per tenant, a sync DAG and a reference DAG.
+
+``dags/code42_sync.py`` and ``dags/code42_reference.py`` only loop over the file's enabled
+tenants and call these builders. Every task of a tenant's DAGs gets the tenant's connection ids
+(the warehouse tenant id is the ``tenantUid`` of that Code42 connection's token), so tenants share
+the warehouse but never a task. Each tenant has its own DAGs, so one failing does not stop another.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+
+from operators.checks import WarehouseCheckOperator, WarehouseColumnCheckOperator, sql_string
+from operators.coaching import DeliverTipsOperator, DetectOperator
+from operators.code42_sync import (
+    Code42ExtractOperator,
+    Code42ReferenceOperator,
+    SyncAuditOperator,
+    WarehouseLoadOperator,
+    WarehouseSchemaOperator,
+)
+from operators.mapping import KsatDirectoryOperator, MapUsersOperator
+from operators.notifications import FailureSummaryNotifier
+from operators.warehouse_hook import WAREHOUSE_ASSET
+from securitycoach.paths import sql_dir
+from securitycoach.tenants import Tenant, load_tenants
+
+START = datetime(2024, 1, 1)
+EXTRACTS = ("extract_sessions", "extract_alerts")
+# The run's tenant uid as a SQL literal: extract_alerts pushed it (from the connection's token).
+TENANT_SQL = "{{ ti.xcom_pull(task_ids='extract_alerts')['tenant_id'] | sql_string }}"
+
+SYNC_DOC = """Code42 Incydr sync of tenant **{name}** (connection `{code42}`, KnowBe4 `{knowbe4}`):
+sessions + alerts of the data interval into the shared warehouse, data checks, then user mapping,
+detection rules and the SecurityTips of the coaching campaigns.
+
+Schedule `{schedule}` (each run covers the period before it); sessions are re-read from
+`lookback_hours` before the interval so late changes are caught. Extract tasks run in the pool
+`{pool}` ({pages} slots each). Backfill with `airflow backfill create`.
+"""
+
+REFERENCE_DOC = """Reference data of tenant **{name}**: Code42 alert rules and actors (connection
+`{code42}`), the KnowBe4 KSAT directory (`{knowbe4}`), then user mapping. Trigger by hand to refresh."""
+
+
+def _default_args(tenant: Tenant) -> dict:
+    return {
+        "retries": tenant.retries,
+        "retry_delay": timedelta(seconds=tenant.retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": FailureSummaryNotifier(tenant=tenant.name, code42_conn_id=tenant.code42_conn_id),
+    }
+
+
+def _doc(template: str, tenant: Tenant) -> str:
+    return template.format(name=tenant.name, code42=tenant.code42_conn_id, knowbe4=tenant.knowbe4_conn_id,
+                           schedule=tenant.schedule, pool=tenant.pool, pages=tenant.pages_in_flight)
+
+
+def build_sync_dag(tenant: Tenant) -> DAG:
+    conns = {"code42_conn_id": tenant.code42_conn_id}
+    with DAG(
+        dag_id=tenant.sync_dag_id,
+        # A data-interval timetable: each run covers the period before it ([start, end)), whatever
+        # [scheduler] create_cron_data_intervals says.
+        schedule=CronDataIntervalTimetable(tenant.schedule, timezone="UTC"),
+        start_date=START,
+        catchup=False,
+        max_active_runs=tenant.max_active_runs,
+        default_args=_default_args(tenant),
+        params={
+            "lookback_hours": Param(
+                tenant.lookback_hours, type="integer", minimum=0, maximum=24 * 90,
+                description="Re-read sessions begun this many hours before the interval (late changes).",
+            )
+        },
+        template_searchpath=[str(sql_dir())],
+        user_defined_filters={"sql_string": sql_string},
+        tags=["code42", "securitycoach", f"tenant:{tenant.name}"],
+        doc_md=_doc(SYNC_DOC, tenant),
+    ) as dag:
+        schema = WarehouseSchemaOperator(task_id="ensure_schema")
+        extract = {"pool": tenant.pool, "pool_slots": tenant.pages_in_flight,
+                   "pages_in_flight": tenant.pages_in_flight, **conns}
+        sessions = Code42ExtractOperator(task_id="extract_sessions", stream="sessions",
+                                         lookback_hours="{{ params.lookback_hours }}", **extract)
+        alerts = Code42ExtractOperator(task_id="extract_alerts", stream="alerts", **extract)
+        load = WarehouseLoadOperator(task_id="load_warehouse", extract_task_ids=list(EXTRACTS),
+                                     outlets=[WAREHOUSE_ASSET])
+        checks = [
+            WarehouseColumnCheckOperator(
+                task_id="check_session_keys", table="code42_session", partition_clause=f"tenant_id = {TENANT_SQL}",
+                column_mapping={
+                    "session_id": {"null_check": {"equal_to": 0}, "unique_check": {"equal_to": 0}},
+                    "actor_id": {"null_check": {"equal_to": 0}},
+                    "last_updated": {"null_check": {"equal_to": 0}},
+                },
+            ),
+            WarehouseColumnCheckOperator(
+                task_id="check_alert_keys", table="code42_alert", partition_clause=f"tenant_id = {TENANT_SQL}",
+                column_mapping={
+                    "alert_id": {"null_check": {"equal_to": 0}, "unique_check": {"equal_to": 0}},
+                    "created_at": {"null_check": {"equal_to": 0}},
+                },
+            ),
+            WarehouseCheckOperator(
+                task_id="check_loaded_rows", sql="checks/loaded_rows.sql",
+                sql_vars={"tenant": TENANT_SQL,
+                          "sessions": "{{ ti.xcom_pull(task_ids='extract_sessions')['items'] | int }}",
+                          "alerts": "{{ ti.xcom_pull(task_ids='extract_alerts')['items'] | int }}"},
+            ),
+        ]
+        actors = Code42ReferenceOperator(task_id="resolve_new_actors", what="new_actors", **conns)
+        audit = SyncAuditOperator(task_id="write_audit", extract_task_ids=list(EXTRACTS),
+                                  load_task_id="load_warehouse")
+        map_users = MapUsersOperator(task_id="map_users", **conns)
+        detect = DetectOperator(task_id="detect", **conns)
+        deliver = DeliverTipsOperator(task_id="deliver_tips", **conns)
+        schema >> [sessions, alerts] >> load >> checks >> actors >> map_users >> detect >> [deliver, audit]
+    return dag
+
+
+def build_reference_dag(tenant: Tenant) -> DAG:
+    conns = {"code42_conn_id": tenant.code42_conn_id}
+    with DAG(
+        dag_id=tenant.reference_dag_id,
+        schedule=CronDataIntervalTimetable(tenant.reference_schedule, timezone="UTC"),
+        start_date=START,
+        catchup=False,
+        default_args=_default_args(tenant),
+        tags=["code42", "securitycoach", f"tenant:{tenant.name}"],
+        doc_md=_doc(REFERENCE_DOC, tenant),
+    ) as dag:
+        schema = WarehouseSchemaOperator(task_id="ensure_schema")
+        rules = Code42ReferenceOperator(task_id="refresh_alert_rules", what="alert_rules", **conns)
+        actors = Code42ReferenceOperator(task_id="refresh_actors", what="actors", **conns)
+        ksat = KsatDirectoryOperator(task_id="refresh_ksat_directory", knowbe4_conn_id=tenant.knowbe4_conn_id,
+                                     **conns)
+        map_users = MapUsersOperator(task_id="map_users", **conns)
+        schema >> [rules, actors, ksat] >> map_users
+    return dag
+
+
+def build_tenant_dags(kind: str, path=None) -> dict[str, DAG]:
+    """``kind`` ``sync`` or ``reference``: dag id -> DAG for every enabled tenant of the file."""
+    build = {"sync": build_sync_dag, "reference": build_reference_dag}[kind]
+    dags = {}
+    for tenant in load_tenants(path).enabled:
+        dag = build(tenant)
+        dags[dag.dag_id] = dag
+    return dags
