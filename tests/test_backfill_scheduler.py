@@ -2,7 +2,9 @@
 and api-server on loopback execute them, and the warehouse ends up with exactly what the API holds.
 
 This is the README's "Backfill historical alerts" recipe run as written (its own AIRFLOW_HOME,
-metadata DB, DAG serialized and unpaused), against the sandbox and a PostgreSQL warehouse schema.
+metadata DB, pools from the tenants file as docker/init.sh makes them, DAG serialized and unpaused),
+against the sandbox and a PostgreSQL warehouse schema. The tenant is a daily one from its own tenants
+file, so three days of history are three runs.
 """
 
 from __future__ import annotations
@@ -30,8 +32,20 @@ from securitycoach.warehouse import schema as t
 pytestmark = pytest.mark.slow
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
-DAG_ID = "code42_sync"
-HOURS = 3
+TENANT = "backfill"
+DAG_ID = f"code42_sync_{TENANT}"
+DAYS = 3
+TENANTS_FILE = f"""version: 1
+tenants:
+  - name: {TENANT}
+    code42_conn_id: code42_default
+    knowbe4_conn_id: knowbe4_default
+    schedule: "0 0 * * *"
+    lookback_hours: 24
+    pool_slots: 4
+    pages_in_flight: 2
+    max_active_runs: 2
+"""
 DEADLINE_S = 420
 
 
@@ -58,6 +72,8 @@ def airflow_env(tmp_path, sandbox, pg_schema, metadata_db):
     port = _free_port()
     home = tmp_path / "airflow"
     home.mkdir()
+    tenants = tmp_path / "tenants.yaml"
+    tenants.write_text(TENANTS_FILE, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
     env.update(sandbox.airflow_connections())
     env.update({
@@ -73,6 +89,7 @@ def airflow_env(tmp_path, sandbox, pg_schema, metadata_db):
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
         "SECURITYCOACH_DATA_DIR": str(tmp_path / "data"),
+        "SECURITYCOACH_TENANTS": str(tenants),
         "AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE": json.dumps({
             "conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "test",
             "extra": {"search_path": pg_schema}}),
@@ -124,11 +141,16 @@ def _runs(env) -> list[dict]:
 def test_backfill_through_the_real_scheduler_loads_every_interval(airflow_env, sandbox, pg_schema, monkeypatch):
     env, port, home = airflow_env
     _airflow(env, "db", "migrate", timeout=300)
+    pools = subprocess.run([str(Path(sys.executable).parent / "securitycoach"), "tenant", "pools"], env=env,
+                           check=True, capture_output=True, text=True).stdout
+    for line in pools.splitlines():  # as docker/init.sh does
+        name, slots, description = line.split("\t")
+        _airflow(env, "pools", "set", name, slots, description)
     _airflow(env, "dags", "reserialize")
     _airflow(env, "dags", "unpause", DAG_ID)
 
-    last = sandbox.anchor.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    first = last - timedelta(hours=HOURS - 1)
+    last = sandbox.anchor.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    first = last - timedelta(days=DAYS - 1)
     api = _start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
     scheduler = None
     try:
@@ -139,7 +161,7 @@ def test_backfill_through_the_real_scheduler_loads_every_interval(airflow_env, s
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
             runs = [r for r in _runs(env) if r["run_id"].startswith("backfill__")]
-            if len(runs) == HOURS and all(r["state"] in ("success", "failed") for r in runs):
+            if len(runs) == DAYS and all(r["state"] in ("success", "failed") for r in runs):
                 break
             assert scheduler.poll() is None, (home / "scheduler.log").read_text()[-4000:]
             time.sleep(3)
@@ -151,7 +173,7 @@ def test_backfill_through_the_real_scheduler_loads_every_interval(airflow_env, s
             if process:
                 _stop(process)
 
-    assert sorted(r["state"] for r in runs) == ["success"] * HOURS, runs
+    assert sorted(r["state"] for r in runs) == ["success"] * DAYS, runs
     engine = create_warehouse_engine(PG_ADMIN_URL, search_path=pg_schema)
     with engine.connect() as conn:
         audit = conn.execute(sa.select(t.sync_audit.c.interval_start, t.sync_audit.c.run_id)
@@ -161,7 +183,7 @@ def test_backfill_through_the_real_scheduler_loads_every_interval(airflow_env, s
     engine.dispose()
     # One audit row per backfilled interval (the unpaused DAG may also have made its latest scheduled run).
     assert [a.interval_start for a in audit if a.run_id.startswith("backfill__")] == \
-        [first + timedelta(hours=h) for h in range(HOURS)]
+        [first + timedelta(days=d) for d in range(DAYS)]
 
     # What the API holds for the backfilled range (with the DAG's 24 h look-back), read independently.
     for name, value in sandbox.airflow_connections().items():
@@ -169,7 +191,7 @@ def test_backfill_through_the_real_scheduler_loads_every_interval(airflow_env, s
     from code42_hook import Code42Hook
 
     hook = Code42Hook()
-    end = last + timedelta(hours=1)
+    end = last + timedelta(days=1)
     sessions = {s.session_id for s in hook.iter_sessions(first - timedelta(hours=24), end, has_alerts=False)}
     alerts = {a.id for a in hook.iter_alerts(first, end)}
     assert sessions and alerts
