@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -12,6 +13,7 @@ from itertools import count
 import pytest
 
 from code42_hook import Code42ApiError, Code42ConfigError, Code42Hook, Code42PayloadError
+from code42_hook.records import Record
 from code42_hook.urls import normalize_base_url
 
 _ids = count()
@@ -235,3 +237,43 @@ def test_sandbox_hosts_are_allowed_only_when_the_platform_names_them(monkeypatch
     assert normalize_base_url("http://sandbox:8042") == "http://sandbox:8042"
     with pytest.raises(Code42ConfigError, match="plain http"):
         normalize_base_url("http://sandbox.evil.example:8042")
+
+
+class _Item(Record):
+    id: str
+
+
+def test_items_arriving_while_pages_are_in_flight_are_read_once(make_hook):
+    """With pages in flight the final page can be answered before an earlier one; items that joined
+    the end in between announce a larger totalCount, so the final page is read again for them."""
+    listing = [{"id": f"i{n}"} for n in range(5)]  # page size 2: pages 0, 1, 2
+    final_answered = threading.Event()
+    served: list[int] = []
+
+    def request(page):
+        if page == 1:  # slow middle page: answered after the final one, once two items arrived
+            assert final_answered.wait(5)
+            listing.extend({"id": f"i{n}"} for n in (5, 6))
+        body = {"items": listing[2 * page:2 * page + 2], "totalCount": len(listing)}
+        served.append(page)
+        if page == 2:
+            final_answered.set()
+        return body
+
+    hook = make_hook(pages_in_flight=4)
+    got = [r.id for r in hook._paged(_Item, "/test", 2, request, items_key="items", grows_at_end=lambda r: r.id)]
+    assert got == [f"i{n}" for n in range(7)]
+    assert served == [0, 2, 1, 2, 3]  # the final page again, then the page the new items filled past
+
+
+def test_a_listing_that_did_not_grow_is_read_once_per_page(make_hook):
+    listing = [{"id": f"i{n}"} for n in range(5)]
+    served: list[int] = []
+
+    def request(page):
+        served.append(page)
+        return {"items": listing[2 * page:2 * page + 2], "totalCount": len(listing)}
+
+    hook = make_hook(pages_in_flight=4)
+    got = [r.id for r in hook._paged(_Item, "/test", 2, request, items_key="items", grows_at_end=lambda r: r.id)]
+    assert got == [f"i{n}" for n in range(5)] and sorted(served) == [0, 1, 2]

@@ -80,7 +80,8 @@ class Code42Hook(JsonApiHook):
         params = {"on_or_after": _epoch_ms(start, "start"), "before": _epoch_ms(end, "end"), "page_size": size,
                   "sort_direction": "asc", **_session_filters(filters)}
         yield from self._paged(Session, endpoint, size, items_key="items", request=lambda page: self._request_json(
-            "GET", endpoint, page=page, params={**params, "page_number": page}))
+            "GET", endpoint, page=page, params={**params, "page_number": page}),
+            grows_at_end=None if "order_by" in filters else (lambda s: s.session_id))
 
     def iter_alerts(self, start: datetime, end: datetime) -> Iterator[Alert]:
         """Alerts created in [start, end) (the API's range is inclusive: the end is trimmed here)."""
@@ -96,7 +97,7 @@ class Code42Hook(JsonApiHook):
             "pgSize": size, "srtDirection": "asc", "srtKey": "CreatedAt",
         }
         alerts = self._paged(Alert, endpoint, size, items_key="alerts", request=lambda page: self._request_json(
-            "POST", endpoint, page=page, json={**query, "pgNum": page}))
+            "POST", endpoint, page=page, json={**query, "pgNum": page}), grows_at_end=lambda a: a.id)
         yield from (a for a in alerts if start <= a.created_at < end)
 
     def iter_alert_rules(self) -> Iterator[AlertRule]:

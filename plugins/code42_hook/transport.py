@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -247,8 +248,24 @@ class JsonApiHook(HttpHook):
             raise Code42PayloadError(endpoint, page, f"missing key {key!r}", api=self.api_name)
         return body[key]
 
+    @staticmethod
+    def _arrived_after(answered: dict[int, tuple[float, Any]], final: int) -> bool:
+        """Did the listing grow after its final page was answered? A page answered later announced
+        a larger totalCount (without totals: any page answered later)."""
+        if final not in answered:
+            return False
+        when, total = answered[final]
+        later = [t for n, (w, t) in list(answered.items()) if n != final and w > when]
+        if isinstance(total, int):
+            return any(isinstance(t, int) and t > total for t in later)
+        return bool(later)
+
+    def _page_items(self, body: Any, items_key: str | None, endpoint: str, page: int) -> Any:
+        return body if items_key is None else self._field(body, items_key, endpoint, page)
+
     def _paged(self, model: type[Record], endpoint: str, page_size: int, request, *,
-               items_key: str | None, first_page: int = 0) -> Iterator[Record]:
+               items_key: str | None, first_page: int = 0,
+               grows_at_end: Callable[[Record], str] | None = None) -> Iterator[Record]:
         """The paginator every listing shares: ``request(page)`` returns a page's JSON body; stop on a
         short page or once ``totalCount`` items have been seen.
 
@@ -256,13 +273,19 @@ class JsonApiHook(HttpHook):
         ``pages_in_flight`` at a time (each through the throttle and retries), and yielded in page
         order with the same stop rule; pages beyond the announced total (the listing grew while
         paging) are then read one by one.
+
+        ``grows_at_end`` (a record's key) says new items only ever join the end of this listing
+        (ascending by time). With pages in flight the final page may be answered before an earlier
+        one; items that arrived in between would be missed. When a page answered after the final
+        one announces a larger ``totalCount``, the final page is read again and its new items yielded
+        (paging on if it filled), so the listing holds everything present when its last page was
+        answered, as a one-page-at-a-time listing does. A listing that did not grow costs nothing.
         """
         seen = 0
 
         def page_records(page: int, body: Any) -> tuple[list, bool]:
             nonlocal seen
-            items = body if items_key is None else self._field(body, items_key, endpoint, page)
-            records = self._records(model, items, endpoint, page)
+            records = self._records(model, self._page_items(body, items_key, endpoint, page), endpoint, page)
             seen += len(records)
             total = body.get("totalCount") if isinstance(body, dict) else None
             return records, len(records) < page_size or (isinstance(total, int) and seen >= total)
@@ -278,10 +301,17 @@ class JsonApiHook(HttpHook):
             pending: deque[tuple[int, Future]] = deque()
             abandoned = threading.Event()
             pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"{self.api_name}-pages")
+            answered: dict[int, tuple[float, Any]] = {}  # page -> (when answered, its totalCount)
+
+            def fetch(number: int) -> Any:
+                body = self._prefetch(abandoned, request, number)
+                answered[number] = (time.monotonic(), body.get("totalCount") if isinstance(body, dict) else None)
+                return body
+
             try:
                 while not done and (pending or page <= last):
                     while page <= last and len(pending) < in_flight:
-                        pending.append((page, pool.submit(self._prefetch, abandoned, request, page)))
+                        pending.append((page, pool.submit(fetch, page)))
                         page += 1
                     number, future = pending.popleft()
                     records, done = page_records(number, future.result())
@@ -289,6 +319,13 @@ class JsonApiHook(HttpHook):
             finally:  # done, failed or closed early: pages still in flight are not retried or waited for
                 abandoned.set()
                 pool.shutdown(wait=False, cancel_futures=True)
+            if grows_at_end is not None and self._arrived_after(answered, number):
+                # The final page was answered before items arrived: read it again for them.
+                known = {grows_at_end(r) for r in records}
+                again = self._records(model, self._page_items(request(number), items_key, endpoint, number),
+                                      endpoint, number)
+                yield from (r for r in again if grows_at_end(r) not in known)
+                done, page = len(again) < page_size, number + 1
         while not done:
             records, done = page_records(page, request(page))
             yield from records
