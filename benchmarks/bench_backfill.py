@@ -12,7 +12,7 @@ Starts the sandbox with a large, lazily generated tenant and measures in one run
 - rate limit: the sandbox enforcing a scaled limit for a short run: 429s, achieved ÷ allowed rate;
 - a no-new-data hourly run (its tasks' work, after the backfill, nothing changed): seconds.
 
-    .venv/bin/python benchmarks/bench_backfill.py [--sessions 200000] [--days 30]
+    .venv/bin/python benchmarks/bench_backfill.py [--sessions 200000] [--days 30] [--profile]
 
 Writes build/bench/summary.json and prints a table.
 """
@@ -174,12 +174,30 @@ def pipeline_child(args: argparse.Namespace) -> None:
         admin.dispose()
 
 
-def run_pipeline(sb, start_ms: int, end_ms: int, hourly: bool, extra: dict) -> dict:
+def profiled(function, args: argparse.Namespace, out: Path) -> None:
+    """``function(args)`` under cProfile (the main thread: parsing, transform, load; the page threads
+    only wait on HTTP); the top functions by own time and by cumulative time go to ``out``."""
+    import cProfile
+    import io
+    import pstats
+
+    profile = cProfile.Profile()
+    profile.runcall(function, args)
+    text = io.StringIO()
+    stats = pstats.Stats(profile, stream=text).strip_dirs()
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(25)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text.getvalue())
+
+
+def run_pipeline(sb, start_ms: int, end_ms: int, hourly: bool, extra: dict, profile_out: Path | None = None) -> dict:
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     env = {**os.environ, **_conn_env(sb.base_url, sb.client_id, sb.client_secret, **extra)}
     before = sb.stats()["data_requests"]
     cmd = [sys.executable, __file__, "--child", "pipeline", "--start-ms", str(start_ms), "--end-ms", str(end_ms),
-           "--schema", schema] + (["--hourly"] if hourly else [])
+           "--schema", schema] + (["--hourly"] if hourly else []) + (
+           ["--profile-out", str(profile_out)] if profile_out else [])
     started = time.perf_counter()
     proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -242,13 +260,20 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=int, default=600, help="scaled limit for the rate run (per minute)")
     parser.add_argument("--rate-seconds", type=float, default=75.0, help="length of the rate-limited run")
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the measured runs, run the pipeline over N once more under cProfile and "
+                             "write its top functions to build/bench/profile.txt")
     parser.add_argument("--out", type=Path, default=Path("build/bench/summary.json"))
     parser.add_argument("--child", choices=["pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--start-ms", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--end-ms", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--schema", help=argparse.SUPPRESS)
     parser.add_argument("--hourly", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "pipeline" and args.profile_out:
+        profiled(pipeline_child, args, args.profile_out)
+        return
     if args.child == "pipeline":
         pipeline_child(args)
         return
@@ -277,6 +302,10 @@ def main() -> None:
         if cli_s is not None:
             print(f"incydr CLI: {cli_s:.1f} s", flush=True)
         rate = rate_limited_run(sb, start_ms, end_ms, args.rate_limit, args.rate_seconds)
+        if args.profile:
+            profile_out = args.out.with_name("profile.txt")
+            run_pipeline(sb, start_ms, quarter_ms, False, local, profile_out=profile_out)
+            print(f"profile of the pipeline over N: {profile_out}", flush=True)
 
     min_requests = (math.ceil(raw["sessions"] / Code42Hook.SESSIONS_PAGE_SIZE)
                     + max(1, math.ceil(raw["alerts"] / Code42Hook.ALERTS_PAGE_SIZE))

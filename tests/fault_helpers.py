@@ -136,3 +136,25 @@ def arm(engine, prefix: str, nth: int, action, event: str = "before_cursor_execu
                 action()
 
     return seen
+
+
+class InjectedFailure(RuntimeError):
+    """Raised by ``failed_run_digest`` at its chosen statement."""
+
+
+def failed_run_digest(engine, hook, sandbox, ends, run: int, prefix: str, nth: int,
+                      batch_size: int | None = None) -> dict:
+    """The state "nothing half-written" must match: runs ``ends[:run]`` cleanly, then run ``run`` fails
+    by an exception inside its transaction just before the ``nth`` statement starting with ``prefix``;
+    returns the table digests after that failure."""
+    from securitycoach.warehouse.digest import table_digests
+
+    run_hours(engine, hook, sandbox, ends[:run], batch_size=batch_size)
+
+    def boom():
+        raise InjectedFailure(f"injected failure before statement {nth} starting {prefix!r}")
+
+    arm(engine, prefix, nth, boom)
+    with pytest.raises(InjectedFailure):
+        run_hours(engine, hook, sandbox, ends[:run + 1], first=run, batch_size=batch_size)
+    return table_digests(engine)

@@ -159,11 +159,10 @@ BAD_BASE_URLS = [
 ]
 
 
-@pytest.mark.parametrize("base_url", BAD_BASE_URLS)
-def test_bad_base_url_is_refused_before_any_credential_is_sent(base_url, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_CODE42_BADURL", json.dumps({
-        "conn_type": "code42", "login": "client-id", "password": "s3cret-value", "host": base_url}))
-    sent = []
+@pytest.fixture
+def network_attempts(monkeypatch) -> list:
+    """Any use of the network fails the test and is recorded in the returned list."""
+    sent: list = []
 
     def no_network(*args, **kwargs):
         sent.append(args)
@@ -172,11 +171,18 @@ def test_bad_base_url_is_refused_before_any_credential_is_sent(base_url, monkeyp
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(requests.Session, "send", no_network)
+    return sent
+
+
+@pytest.mark.parametrize("base_url", BAD_BASE_URLS)
+def test_bad_base_url_is_refused_before_any_credential_is_sent(base_url, monkeypatch, network_attempts):
+    monkeypatch.setenv("AIRFLOW_CONN_CODE42_BADURL", json.dumps({
+        "conn_type": "code42", "login": "client-id", "password": "s3cret-value", "host": base_url}))
     with pytest.raises(Code42ConfigError, match="Base URL"):
         Code42Hook("code42_badurl").tenant_id  # noqa: B018 - fetching a token is what would send the secret
     ok, message = Code42Hook("code42_badurl").test_connection()
     assert not ok and "Base URL" in message and "s3cret-value" not in message
-    assert sent == []
+    assert network_attempts == []
 
 
 BAD_KNOWBE4_URLS = ["http://us.api.knowbe4.com", "https://evil.example.com", "https://us.api.knowbe4.com.evil.example.com",
@@ -184,21 +190,12 @@ BAD_KNOWBE4_URLS = ["http://us.api.knowbe4.com", "https://evil.example.com", "ht
 
 
 @pytest.mark.parametrize("base_url", BAD_KNOWBE4_URLS)
-def test_bad_knowbe4_base_url_is_refused_before_the_api_key_is_sent(base_url, monkeypatch):
+def test_bad_knowbe4_base_url_is_refused_before_the_api_key_is_sent(base_url, monkeypatch, network_attempts):
     monkeypatch.setenv("AIRFLOW_CONN_KNOWBE4_BADURL", json.dumps({
         "conn_type": "knowbe4", "password": "k3y-value", "host": base_url}))
-    sent = []
-
-    def no_network(*args, **kwargs):
-        sent.append(args)
-        raise AssertionError("the network was used before the Base URL was checked")
-
-    monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(requests.Session, "send", no_network)
     with pytest.raises(Code42ConfigError, match="Base URL"):
         list(KnowBe4Hook("knowbe4_badurl").iter_groups())
-    assert sent == []
+    assert network_attempts == []
 
 
 GOOD_BASE_URLS = {

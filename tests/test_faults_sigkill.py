@@ -25,7 +25,15 @@ from pathlib import Path
 
 import fault_helpers
 import pytest
-from fault_helpers import arm, clock_for_run, diff_counts, fresh_warehouse, hourly_ends, make_hook, run_hours
+from fault_helpers import (
+    clock_for_run,
+    diff_counts,
+    failed_run_digest,
+    fresh_warehouse,
+    hourly_ends,
+    make_hook,
+    run_hours,
+)
 
 from securitycoach.warehouse.digest import table_digests
 
@@ -85,15 +93,7 @@ def test_worker_killed_mid_load_then_rerun_gives_the_clean_warehouse(backend, pg
 
     sb.reset()
     reference, _ = _warehouse(backend, pg_url, tmp_path, "reference")
-    run_hours(reference, hook, sb, ends[:KILLED_RUN], batch_size=BATCH)
-
-    def boom():
-        raise RuntimeError("injected failure at the kill point")
-
-    arm(reference, REFERENCE_PREFIX, NTH, boom)
-    with pytest.raises(RuntimeError, match="injected"):
-        run_hours(reference, hook, sb, ends[:KILLED_RUN + 1], first=KILLED_RUN, batch_size=BATCH)
-    reference_digest = table_digests(reference)
+    reference_digest = failed_run_digest(reference, hook, sb, ends, KILLED_RUN, REFERENCE_PREFIX, NTH, batch_size=BATCH)
 
     sb.reset()
     killed, spec = _warehouse(backend, pg_url, tmp_path, "killed")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import fault_helpers
 import pytest
 import sqlalchemy as sa
-from fault_helpers import arm, diff_counts, hourly_ends, make_hook, run_hours
+from fault_helpers import arm, diff_counts, failed_run_digest, hourly_ends, make_hook, run_hours
 from tcp_proxy import TcpProxy
 
 from conftest import PG_ADMIN_URL
@@ -61,16 +61,7 @@ def test_warehouse_connection_cut_mid_load_fails_cleanly_and_a_rerun_is_clean(po
 
     # The reference for "nothing half-written": the same write fails by an exception in the transaction.
     sb.reset()
-    reference = pg_url()
-    run_hours(reference, hook, sb, ends[:CUT_RUN], batch_size=BATCH)
-
-    def boom():
-        raise RuntimeError("injected failure at the cut point")
-
-    arm(reference, reference_prefix, nth, boom)
-    with pytest.raises(RuntimeError, match="injected"):
-        run_hours(reference, hook, sb, ends[:CUT_RUN + 1], first=CUT_RUN, batch_size=BATCH)
-    reference_digest = table_digests(reference)
+    reference_digest = failed_run_digest(pg_url(), hook, sb, ends, CUT_RUN, reference_prefix, nth, batch_size=BATCH)
 
     sb.reset()
     with TcpProxy(("127.0.0.1", sa.engine.make_url(PG_ADMIN_URL).port or 5432)) as proxy:
