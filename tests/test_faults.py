@@ -64,11 +64,13 @@ TRANSIENT = {
     "5xx burst": {"fail_next": [503, 500, 502, 503, 504]},
     "5xx at random, 20 %": {"fail_5xx_rate": 0.2},
     "dropped connections": {"drop_next": 3},
+    "read timeouts": {"stall_next": 3, "stall_ms": 3000},
     "truncated JSON every 3rd page": {"malformed_every": 3},
     # Two seconds: short enough to expire many times in a run, long enough that a just-fetched token
     # still reaches the server valid on a loaded 2-core machine (one second flaked there).
     "token expiring every 2 seconds": {"token_ttl": 2, "latency_ms": 150},
 }
+HOOK_EXTRAS = {"read timeouts": {"read_timeout": 1.0}}  # the client gives up on a stalled answer
 
 
 @pytest.mark.parametrize("fault", sorted(TRANSIENT))
@@ -76,7 +78,7 @@ def test_transient_faults_are_survived_with_the_clean_result(fault, clean_digest
                                                              tmp_path):
     clean_sandbox.reset()
     clean_sandbox.set_faults(**TRANSIENT[fault])
-    hook = _hook(monkeypatch, clean_sandbox)
+    hook = _hook(monkeypatch, clean_sandbox, **HOOK_EXTRAS.get(fault, {}))
     engine = _warehouse(tmp_path, "faulty")
     run_sync(engine, hook, _ends(clean_sandbox))
     injected = clean_sandbox.stats()
@@ -84,10 +86,14 @@ def test_transient_faults_are_survived_with_the_clean_result(fault, clean_digest
     assert table_digests(engine) == clean_digest  # no row lost, none doubled, none different
 
 
+NO_ANSWER = (r"GET /v1/sessions page 0: no response: Base URL \S+ did not answer within the read timeout "
+             r"\(ReadTimeout\) after 1 retries")
 PERMANENT = {
     "item missing a required key": ({"missing_key_every": 1}, {}, r"/v1/sessions page 0: .*lastUpdated"),
     "every page truncated": ({"malformed_every": 1}, {"max_retries": 2}, r"/v1/sessions page 0: .*not valid JSON"),
     "server down": ({"fail_5xx_rate": 1.0}, {"max_retries": 2}, r"GET /v1/sessions page 0: HTTP 50[03]: still failing after 2 retries"),
+    "server never answers": ({"stall_next": 1000, "stall_ms": 2000}, {"max_retries": 1, "read_timeout": 0.5},
+                             NO_ANSWER),
 }
 
 

@@ -176,10 +176,11 @@ class JsonApiHook(HttpHook):
             raise Code42ApiError(method, endpoint, exc.response.status_code, f"still failing after {retries} retries",
                                  page, api=self.api_name) from None
         except requests.RequestException as exc:
+            what = ("did not answer within the read timeout" if isinstance(exc, requests.ReadTimeout)
+                    else "unreachable")
             raise Code42ApiError(
-                method, endpoint, None,
-                f"Base URL {self.base_url} unreachable ({exc.__class__.__name__}) after {retries} retries", page,
-                api=self.api_name,
+                method, endpoint, None, f"Base URL {self.base_url} {what} ({exc.__class__.__name__}) after {retries} retries",
+                page, api=self.api_name,
             ) from None
 
     def _before_retry(self, method, endpoint, page, state: tenacity.RetryCallState) -> None:

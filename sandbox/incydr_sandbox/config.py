@@ -79,6 +79,8 @@ class Faults:
     fail_next: list[int] = field(default_factory=list)  # statuses for the next data requests, in order
     drop_next: int = 0  # next N data requests: connection closed without a response
     latency_ms: int = 0  # added to every data request
+    stall_next: int = 0  # next N data requests: answered only after stall_ms (a client read timeout)
+    stall_ms: int = 5000
     token_ttl: int = 900  # seconds; expires_in of newly issued tokens
     malformed_every: int = 0  # every Nth data page: 200 with a truncated JSON body
     missing_key_every: int = 0  # every Nth data page: its first item lacks a required key

@@ -136,6 +136,8 @@ class FaultMiddleware:
         n, fail_status, drop = state.next_data_request()
         if f.latency_ms:
             await asyncio.sleep(f.latency_ms / 1000)
+        if not drop and fail_status is None and state.take_stall():
+            await asyncio.sleep(f.stall_ms / 1000)
         if drop:
             state.count("dropped")
             await self._drop(scope, send)

@@ -86,6 +86,15 @@ class SandboxState:
                 f.drop_next -= 1
             return self.data_requests, status, drop
 
+    def take_stall(self) -> bool:
+        """Should this data request stall (``stall_next``)? Counts it down."""
+        with self.lock:
+            if self.faults.stall_next <= 0:
+                return False
+            self.faults.stall_next -= 1
+            self.stats["stalled"] += 1
+            return True
+
     def next_page(self) -> int:
         with self.lock:
             self.pages_served += 1
