@@ -8,13 +8,17 @@ expected figures are worked out by hand from its rows (comments show the working
 from __future__ import annotations
 
 import html
+import os
 import re
+import shutil
+import subprocess
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import pytest
 from test_report_views import RM, A, B, dataset, ts  # noqa: F401 - dataset is a fixture
 
+from conftest import ROOT
 from securitycoach.html_report import Period, ReportError, resolve_period, write_tenant_report
 from securitycoach.warehouse import schema as t
 
@@ -153,6 +157,7 @@ def test_tenant_filter_and_pipeline_health(hostile, tmp_path):
     # runs ending in the period: A's two (not the December one, not tenant B's)
     assert health["sync runs ending in the period"] == "2"
     assert (health["retries"], health["HTTP 429 (rate limited)"], health["API requests"]) == ("4", "6", "17")
+    assert health["items read / rows changed"] == "10 / 6"
     text = " ".join(page.text)
     for other in ("dan@b.example", "Finance", "alert(1)", "500", "cmd|"):
         assert other not in text, other
@@ -163,6 +168,8 @@ def test_tenant_filter_and_pipeline_health(hostile, tmp_path):
     assert body(b_page, "top-campaigns") == [["1", FORMULA, "1", "1"]]
     health = {r[0]: r[1] for r in b_page.tables["pipeline-health"]}
     assert health["sync runs ending in the period"] == "0"
+    assert health["items read / rows changed"] == "0 / 0"
+    assert "0 Code42 actors have no KSAT user (0 without a match, 0 ambiguous)" in " ".join(" ".join(b_page.text).split())
 
 
 def test_hostile_api_strings_appear_only_as_text(hostile, tmp_path):
@@ -207,3 +214,66 @@ def test_cli_writes_the_report_and_prints_its_path(hostile, tmp_path, capsys, re
     assert re.search(r'id="kpi-tips">5<', out.read_text(encoding="utf-8"))
     assert main(["--warehouse", *url, "report", "--tenant", A, "--start", "2026-02-01", "--end", "2026-01-01"]) == 2
     assert "before it starts" in capsys.readouterr().err
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium: installed with apt-get if missing (bounded by timeouts); the test is skipped,
+    with the reason, only where that is impossible (no apt-get, not root, no package source)."""
+    if os.path.exists(CHROMIUM):
+        return CHROMIUM
+    if shutil.which("apt-get") is None:
+        pytest.skip(f"{CHROMIUM} is missing and there is no apt-get to install Debian's chromium package")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300",
+               "chromium"]
+    known = subprocess.run(["apt-cache", "show", "chromium"], check=False, capture_output=True).returncode == 0
+    steps = [install] if known else [["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"], install]
+    for step in steps:
+        try:
+            done = subprocess.run(step, check=False, env=env, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            pytest.skip(f"installing Debian's chromium timed out: {' '.join(step)}")
+        if done.returncode != 0:
+            pytest.skip(f"cannot install Debian's chromium ({' '.join(step)} exited {done.returncode}): "
+                        f"{done.stderr.strip()[-500:]}")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"apt-get installed chromium but {CHROMIUM} is missing")
+    return CHROMIUM
+
+
+@pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)
+def test_report_opens_in_headless_chromium(hostile, chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    path = write_tenant_report(hostile, B, *JANUARY, out_dir=tmp_path, now=NOW)
+    problems, dialogs, requests = [], [], []
+    screenshot = ROOT / "build" / "report-screenshot.png"
+    screenshot.parent.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+                    if m.type in ("error", "warning") else None)
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(path.as_uri(), wait_until="load")
+            page.wait_for_timeout(300)
+            text = page.inner_text("body")
+            risky = page.inner_text("#risky-users")
+            charts = page.locator(".chart svg").count()
+            chart_text = page.inner_text("#chart-top-rules")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    assert problems == [] and dialogs == []
+    assert requests == [path.as_uri()]  # the file itself, nothing else
+    assert SCRIPT in risky and QUOTES in risky  # shown as text
+    assert f"{SCRIPT} {FORMULA}" in text
+    assert charts == 4 and SCRIPT in chart_text
+    assert screenshot.stat().st_size > 10_000

@@ -168,7 +168,7 @@ def _trend_chart(period: Period, detections: dict[str, int], tips: dict[str, int
 
 
 def _barh_chart(labels: list[str], values: list[float], xlabel: str, colors: list[str] | str = "#5c6bc0",
-                value_format: str = "{:g}") -> Markup:
+                value_format: str = "{:g}", xmax: float | None = None) -> Markup:
     fig = _figure(9, 0.45 * len(labels) + 1.0)
     ax = fig.add_subplot()
     positions = list(range(len(labels)))
@@ -177,7 +177,11 @@ def _barh_chart(labels: list[str], values: list[float], xlabel: str, colors: lis
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
     ax.bar_label(bars, labels=[value_format.format(v) for v in values], padding=3)
-    ax.margins(x=0.12)
+    if xmax is not None:
+        ax.set_xlim(0, xmax)
+    else:
+        ax.set_xlim(0, max(max(values, default=0), 1) * 1.12)
+        ax.xaxis.get_major_locator().set_params(integer=True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return _svg(fig)
@@ -261,7 +265,7 @@ def _charts(data: dict[str, Any]) -> dict[str, Markup | None]:
         charts["recidivism"] = _barh_chart([f"{r['campaign']} / {r['rule_key']}" for r in data["recidivism"]],
                                            [100 * r["share"] for r in data["recidivism"]],
                                            "% of coached user-days followed by the same behaviour within 30 days",
-                                           colors="#8e24aa", value_format="{:.0f} %")
+                                           colors="#8e24aa", value_format="{:.0f} %", xmax=110)
     return charts
 
 
