@@ -277,3 +277,33 @@ def test_report_opens_in_headless_chromium(hostile, chromium, tmp_path):
     assert f"{SCRIPT} {FORMULA}" in text
     assert charts == 4 and SCRIPT in chart_text
     assert screenshot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)
+def test_report_dag_runs_on_the_warehouse_asset_and_writes_reports(hostile, airflow_db, tmp_path, monkeypatch):
+    import json
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from operators import WAREHOUSE_ASSET
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "securitycoach_report.py"))
+    assert bag.import_errors == {}
+    dag = bag.get_dag("securitycoach_report")
+    assets = dag.timetable.asset_condition.objects  # schedule=[WAREHOUSE_ASSET]: all of one asset
+    assert [(a.name, a.uri) for a in assets] == [(WAREHOUSE_ASSET.name, WAREHOUSE_ASSET.uri)]
+    assert [task.task_id for task in dag.topological_sort()] == ["ensure_schema", "write_reports"]
+
+    monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE",
+                       json.dumps({"conn_type": "sqlite", "host": hostile.url.database}))
+    monkeypatch.setenv("SECURITYCOACH_DATA_DIR", str(tmp_path / "data"))
+    run = dag.test()
+    assert run.state == "success"
+    reports = tmp_path / "data" / "reports"
+    # one per tenant of the warehouse, each for the 30 days up to its latest data
+    assert sorted(p.name for p in reports.glob("*.html")) == [
+        "securitycoach_tenant-a_2026-01-31_2026-03-01.html", "securitycoach_tenant-b_2025-12-23_2026-01-21.html"]
+    b = parse(reports / "securitycoach_tenant-b_2025-12-23_2026-01-21.html")
+    assert body(b, "risky-users")[1][1] == SCRIPT
+    assert re.search(r'id="kpi-detections">1<', (reports / "securitycoach_tenant-b_2025-12-23_2026-01-21.html")
+                     .read_text(encoding="utf-8"))
