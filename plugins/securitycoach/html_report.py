@@ -210,7 +210,8 @@ def gather(engine: Engine, tenant_id: str, period: Period, *, now: datetime | No
     now = now or datetime.now(UTC)
     p = {"tenant": tenant_id, **period.params()}
     detections = {r["day"]: int(r["detections"]) for r in _query(engine, "html_daily_detections", p)}
-    tips = {r["day"]: int(r["tips_delivered"]) for r in _query(engine, "html_daily_tips", p)}
+    daily_tips = _query(engine, "html_daily_tips", p)
+    tips = {r["day"]: int(r["tips_delivered"]) for r in daily_tips}
     severity = [{**r, "sessions": round(float(r["sessions"]))} for r in _query(engine, "html_severity_mix", p)]
     recidivism = [{**r, "share": (r["repeated"] / r["coached"]) if r["coached"] else 0.0}
                   for r in _query(engine, "html_recidivism", p)]
@@ -234,7 +235,6 @@ def gather(engine: Engine, tenant_id: str, period: Period, *, now: datetime | No
         "tips_by_day": tips,
         "total_detections": sum(detections.values()),
         "total_tips": sum(tips.values()),
-        "users_coached_daily_sum": sum(int(r["users_coached"]) for r in _query(engine, "html_daily_tips", p)),
         "top_rules": _query(engine, "html_top_rules", p),
         "severity_mix": severity,
         "recidivism": recidivism,
