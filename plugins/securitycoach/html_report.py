@@ -122,7 +122,9 @@ def _label(text: Any, width: int = 48) -> str:
 
 _SVG_START = re.compile(r"<svg\b")
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
-_FORBIDDEN = re.compile(r"<script|<foreignObject|\bon[a-z]+\s*=|(?:xlink:)?href=\"(?!#)|url\((?!#)", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]*>")  # text cannot hold a tag: matplotlib escapes < and > in it
+_FORBIDDEN = re.compile(r"^<(?:script|foreignObject|iframe|image|a)\b|\son[a-z]+\s*=|href=\"(?!#)|url\((?!#)",
+                        re.IGNORECASE)
 
 
 def _svg(figure) -> Markup:
@@ -139,7 +141,7 @@ def _svg(figure) -> Markup:
                        metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     text = buffer.getvalue()
     text = _METADATA.sub("", text[_SVG_START.search(text).start():])
-    if _FORBIDDEN.search(text):  # never expected: matplotlib escapes all text it writes
+    if any(_FORBIDDEN.search(tag) for tag in _TAG.findall(text)):  # never expected: matplotlib escapes all text it writes
         raise ValueError("chart SVG holds active content or an external reference")
     return Markup(text)  # matplotlib's SVG writer escapes every label; checked above
 
