@@ -307,3 +307,14 @@ def test_report_dag_runs_on_the_warehouse_asset_and_writes_reports(hostile, airf
     assert body(b, "risky-users")[1][1] == SCRIPT
     assert re.search(r'id="kpi-detections">1<', (reports / "securitycoach_tenant-b_2025-12-23_2026-01-21.html")
                      .read_text(encoding="utf-8"))
+
+
+def test_chart_labels_are_text_whatever_they_hold():
+    from securitycoach.html_report import _barh_chart
+
+    labels = [SCRIPT, "cost $5 or $10 \\ onload=x \\$", 'url(http://e) href="http://e"']
+    svg = str(_barh_chart(labels, [1, 2, 3], "n"))
+    assert svg.startswith("<svg") and "<script" not in svg
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg  # escaped by matplotlib's SVG writer
+    assert ">cost $5 or $10 \\ onload=x \\$<" in svg  # mathtext off: dollars and backslash stay literal
+    assert not re.search(r"<(?:script|image|a|foreignObject)\b", svg)

@@ -117,7 +117,7 @@ def _label(text: Any, width: int = 48) -> str:
     text = str(text)
     if len(text) > width:
         text = text[: width - 1] + "\u2026"
-    return text.replace("\\", "\\\\").replace("$", r"\$")
+    return text.replace("$", r"\$")  # no even count of bare dollars: never mathtext; \$ is shown as $
 
 
 _SVG_START = re.compile(r"<svg\b")
