@@ -3,8 +3,9 @@
 Starts the local Incydr sandbox on a free loopback port, uses a throwaway AIRFLOW_HOME with a
 SQLite metadata DB, points the `code42_default` and `securitycoach_warehouse` connections at the
 sandbox and at data/warehouse.db, runs the reference DAG once and the hourly sync DAG for each
-hour of the sandbox's last 3 days (one dag.test() per interval), then prints rows per table, the
-audit summary and where the results are. The warehouse is rebuilt from scratch on every demo.
+hour of the sandbox's last 3 days (one dag.test() per interval) and the reporting DAG
+(securitycoach_report: one HTML report per tenant) once, then prints rows per table, the audit
+summary and where the results are. The warehouse is rebuilt from scratch on every demo.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main() -> int:
     data_dir = ROOT / "data"
     warehouse = data_dir / "warehouse.db"
     report = data_dir / "reports" / "sync_report.html"
-    for stale in data_dir.glob("warehouse.db*"):
+    for stale in [*data_dir.glob("warehouse.db*"), *data_dir.glob("reports/securitycoach_*.html")]:
         stale.unlink()
     airflow_home = tempfile.mkdtemp(prefix="securitycoach-demo-airflow-")
     _configure_airflow(airflow_home)
@@ -96,8 +97,12 @@ def main() -> int:
               f"test {r['test']:>3}, stale {r['stale']:>3} (older than 24 h), suppressed {r['suppressed']:>3} "
               f"(delivery limit), failed {r['failed']}")
     print(f"  the sinks received {len(sinks['webhook'])} chat webhook posts and {len(sinks['mail'])} emails")
-    print(f"\nwarehouse: {warehouse}")
-    print(f"report:    {report}")
+    from securitycoach.html_report import report_path, report_tenants, resolve_period
+
+    print(f"\nsync runs: {report}")
+    print(f"warehouse: {warehouse}")
+    for tenant in report_tenants(engine):  # the files the reporting DAG wrote
+        print(f"report:    {report_path(tenant, resolve_period(engine, tenant))}")
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0
 
@@ -117,6 +122,9 @@ def _run_dags(anchor: datetime) -> None:
         _test(bag.get_dag("code42_sync"), end)
         if i % 12 == 0:
             print(f"  {i}/{len(ends)} intervals done", flush=True)
+    # each sync run updated the warehouse Asset; under a scheduler that triggers the reporting DAG
+    print("airflow: securitycoach_report (the HTML report of every tenant)", flush=True)
+    _test(bag.get_dag("securitycoach_report"), last_end)
 
 
 def _test(dag, logical_date: datetime) -> None:

@@ -9,6 +9,7 @@ from operators.code42_sync import (
     WarehouseSchemaOperator,
 )
 from operators.mapping import KsatDirectoryOperator, MappingUploadOperator, MapUsersOperator
+from operators.reporting import TenantReportsOperator
 from operators.tenancy import DeleteIntegrationOperator
 from operators.warehouse_hook import WAREHOUSE_ASSET, WarehouseHook
 
@@ -23,6 +24,7 @@ __all__ = [
     "MapUsersOperator",
     "MappingUploadOperator",
     "SyncAuditOperator",
+    "TenantReportsOperator",
     "WarehouseHook",
     "WarehouseLoadOperator",
     "WarehouseSchemaOperator",

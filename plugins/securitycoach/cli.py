@@ -5,6 +5,7 @@
     securitycoach mapping run --tenant TENANT [--rules RULES]
     securitycoach tenant delete --tenant TENANT --confirm TENANT [--by NAME]
     securitycoach tenant pools [--tenants FILE]
+    securitycoach report --tenant TENANT [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--out PATH]
 
 The warehouse is ``--warehouse URL`` (SQLAlchemy URL), else ``$SECURITYCOACH_WAREHOUSE_URL``,
 else the embedded SQLite warehouse (``data/warehouse.db``).
@@ -56,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     pools = tenant.add_parser("pools", help="print the Airflow pools of the tenants file (pool, slots, description; "
                                             "tab-separated), for docker/init.sh")
     pools.add_argument("--tenants", type=Path, help="tenants file (default include/config/tenants.yaml)")
+    report = sub.add_parser("report", help="write the tenant's HTML report (self-contained, charts inline); "
+                                           "prints the file's path")
+    report.add_argument("--tenant", required=True, help="the Code42 tenant id")
+    report.add_argument("--start", help="first day, YYYY-MM-DD (default: 30 days before the end)")
+    report.add_argument("--end", help="last day, YYYY-MM-DD (default: the tenant's latest day with data)")
+    report.add_argument("--out", type=Path,
+                        help="file to write (default data/reports/securitycoach_<tenant>_<start>_<end>.html)")
     return parser
 
 
@@ -104,8 +112,23 @@ def _tenant_pools(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from securitycoach.html_report import ReportError, write_tenant_report
+
+    _, engine = _engine(args)
+    try:
+        path = write_tenant_report(engine, args.tenant, args.start, args.end, out=args.out)
+    except ReportError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.area == "report":
+        return _report(args)
     if args.area == "tenant":
         return _tenant_pools(args) if args.command == "pools" else _delete_tenant(args)
     try:
