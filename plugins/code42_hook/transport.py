@@ -251,15 +251,16 @@ class JsonApiHook(HttpHook):
 
     @staticmethod
     def _arrived_after(answered: dict[int, tuple[float, Any]], final: int) -> bool:
-        """Did the listing grow after its final page was answered? A page answered later announced
-        a larger totalCount (without totals: any page answered later)."""
+        """Did the listing grow after its final page was served? Another page of it announced a larger
+        ``totalCount`` than the final page did (served later, whatever order the answers reached us
+        in); without totals: another page was answered after the final one."""
         if final not in answered:
             return False
         when, total = answered[final]
-        later = [t for n, (w, t) in list(answered.items()) if n != final and w > when]
+        others = [(w, t) for n, (w, t) in list(answered.items()) if n != final]
         if isinstance(total, int):
-            return any(isinstance(t, int) and t > total for t in later)
-        return bool(later)
+            return any(isinstance(t, int) and t > total for _, t in others)
+        return any(w > when for w, _ in others)
 
     def _page_items(self, body: Any, items_key: str | None, endpoint: str, page: int) -> Any:
         return body if items_key is None else self._field(body, items_key, endpoint, page)

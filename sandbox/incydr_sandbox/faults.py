@@ -205,9 +205,11 @@ class FaultMiddleware:
                     self.state.stats["n_5xx"] += 1
 
 
-def page_response(state: SandboxState, kind: str, body: dict | list, items: list) -> Response:
-    """A list page, with the malformed_every / missing_key_every faults applied to every Nth page."""
-    n = state.next_page()
+def page_response(state: SandboxState, kind: str, body: dict | list, items: list,
+                  clock_moved: bool = False) -> Response:
+    """A list page, with the malformed_every / missing_key_every faults applied to every Nth page
+    (``clock_moved``: the page was computed at ``state.page_clock()``, which moved the clock already)."""
+    n = state.next_page(advance=not clock_moved)
     f = state.faults
     if f.malformed_every and n % f.malformed_every == 0:
         state.count("malformed")

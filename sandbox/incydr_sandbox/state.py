@@ -95,12 +95,25 @@ class SandboxState:
             self.stats["stalled"] += 1
             return True
 
-    def next_page(self) -> int:
+    def page_clock(self) -> int:
+        """The clock a listing's page is computed at. With ``advance_per_page_min`` the clock moves on
+        in the same locked step, so pages served at once each see a clock of their own and the last
+        page computed is the one that saw the latest clock (``page_response(clock_moved=True)``)."""
+        with self.lock:
+            clock = self.clock_ms
+            self._advance_per_page()
+            return clock
+
+    def next_page(self, advance: bool = True) -> int:
         with self.lock:
             self.pages_served += 1
-            if self.faults.advance_per_page_min:
-                self.clock_ms += round(self.faults.advance_per_page_min * MINUTE_MS)
+            if advance:
+                self._advance_per_page()
             return self.pages_served
+
+    def _advance_per_page(self) -> None:
+        if self.faults.advance_per_page_min:
+            self.clock_ms += round(self.faults.advance_per_page_min * MINUTE_MS)
 
     def count(self, name: str, n: int = 1) -> None:
         with self.lock:

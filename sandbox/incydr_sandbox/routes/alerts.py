@@ -48,11 +48,11 @@ async def query_alerts(state: State, request: Request):
         raise ApiError(400, "Bad Request", "pgNum is 0-based and must not be negative",
                        {"problems": [{"type": "InvalidPageNumber", "badFilter": None}]})
     query = AlertQuery.from_body(body)
-    tenant, clock = state.tenant, state.clock_ms
+    tenant, clock = state.tenant, state.page_clock()
     keys = state.queries.get(("alerts", query, clock), lambda: alert_keys(tenant, query, clock))
     alerts = [tenant.alert(tenant.plan(i), slot, clock) for i, slot in page_slice(keys, number, size)]
     return page_response(state, "alerts", {"type$": "ALERT_QUERY_RESPONSE", "alerts": alerts,
-                                           "totalCount": len(keys), "problems": []}, alerts)
+                                           "totalCount": len(keys), "problems": []}, alerts, clock_moved=True)
 
 
 @router.post("/v1/alerts/query-details")

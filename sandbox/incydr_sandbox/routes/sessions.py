@@ -57,13 +57,13 @@ def list_sessions(
         inspection=frozenset(content_inspection_status or ()), type=type, order_by=order_by,
         descending=sort_direction.lower() == "desc",
     )
-    tenant, clock = state.tenant, state.clock_ms
+    tenant, clock = state.tenant, state.page_clock()
     if query.needs_scan:
         indices = state.queries.get(("sessions", query, clock), lambda: session_indices(tenant, query, clock))
     else:
         indices = session_indices(tenant, query, clock)
     items = [tenant.session(tenant.plan(i), clock) for i in page_slice(indices, page_number, page_size)]
-    return page_response(state, "sessions", {"items": items, "totalCount": len(indices)}, items)
+    return page_response(state, "sessions", {"items": items, "totalCount": len(indices)}, items, clock_moved=True)
 
 
 def _visible_session(state: SandboxState, session_id: str):
