@@ -140,9 +140,12 @@ def test_secrets_and_tokens_never_reach_dag_logs(airflow_db, clean_sandbox, monk
     assert clean_sandbox.WEBHOOK_SECRET not in everything
     assert "eyJ" not in everything  # ... or any JWT (their base64 header starts so)
     # nor does the warehouse (audit rows, deliveries, raw payloads) or the HTML report hold them
+    from securitycoach.html_report import write_all_reports
     from securitycoach.report import write_sync_report
 
-    report = write_sync_report(create_warehouse_engine(f"sqlite:///{tmp_path / 'wh.db'}"), tmp_path / "r.html")
-    for stored in (tmp_path / "wh.db").read_bytes().decode("latin-1"), report.read_text():
+    warehouse = create_warehouse_engine(f"sqlite:///{tmp_path / 'wh.db'}")
+    reports = [write_sync_report(warehouse, tmp_path / "r.html"), *write_all_reports(warehouse, out_dir=tmp_path)]
+    assert len(reports) == 2  # the sync report and the tenant's HTML report
+    for stored in (tmp_path / "wh.db").read_bytes().decode("latin-1"), *(r.read_text() for r in reports):
         for secret in (clean_sandbox.client_secret, clean_sandbox.ksat_key, clean_sandbox.WEBHOOK_SECRET, "eyJ"):
             assert secret not in stored
