@@ -277,11 +277,11 @@ class JsonApiHook(HttpHook):
         paging) are then read one by one.
 
         ``grows_at_end`` (a record's key) says new items only ever join the end of this listing
-        (ascending by time). With pages in flight the final page may be answered before an earlier
-        one; items that arrived in between would be missed. When a page answered after the final
-        one announces a larger ``totalCount``, the final page is read again and its new items yielded
-        (paging on if it filled), so the listing holds everything present when its last page was
-        answered, as a one-page-at-a-time listing does. A listing that did not grow costs nothing.
+        (ascending by time). With pages in flight the final page may be served before an earlier
+        one; items that arrived in between would be missed. When another page announces a larger
+        ``totalCount`` than the final page did, the final page is read again and its new items
+        yielded (paging on if it filled), so the listing holds everything present when its last page
+        was served, as a one-page-at-a-time listing does. A listing that did not grow costs nothing.
         """
         seen = 0
 
@@ -322,7 +322,7 @@ class JsonApiHook(HttpHook):
                 abandoned.set()
                 pool.shutdown(wait=False, cancel_futures=True)
             if grows_at_end is not None and self._arrived_after(answered, number):
-                # The final page was answered before items arrived: read it again for them.
+                # The final page was served before items arrived: read it again for them.
                 known = {grows_at_end(r) for r in records}
                 again = self._records(model, self._page_items(request(number), items_key, endpoint, number),
                                       endpoint, number)

@@ -17,16 +17,15 @@ import io
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import sqlalchemy as sa
 from markupsafe import Markup
 from sqlalchemy.engine import Engine
 
-from securitycoach.paths import data_dir, include_dir, sql_dir
+from securitycoach.paths import data_dir
+from securitycoach.report import run_report_query, template_environment
+from securitycoach.timeutil import as_utc
 from securitycoach.warehouse.schema import Ts
 
 DEFAULT_DAYS = 30
@@ -51,25 +50,9 @@ class Period:
         return {"start": self.start.isoformat(), "end": self.end.isoformat()}
 
 
-def _query(engine: Engine, name: str, params: dict[str, Any], types: dict[str, Any] | None = None) -> list[dict]:
-    """Run ``include/sql/reports/<name>.sql`` with bound parameters; numbers come back as int/float."""
-    stmt = sa.text((sql_dir() / "reports" / f"{name}.sql").read_text(encoding="utf-8"))
-    stmt = stmt.bindparams(*[sa.bindparam(key, type_=Ts) for key, value in params.items()
-                             if isinstance(value, datetime)])
-    if types:
-        stmt = stmt.columns(**types)
-    with engine.connect() as conn:
-        rows = [dict(row) for row in conn.execute(stmt, params).mappings()]
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, Decimal):
-                row[key] = int(value) if value == value.to_integral_value() else float(value)
-    return rows
-
-
 def report_tenants(engine: Engine) -> list[str]:
     """Every tenant in the warehouse with sync runs or sessions (the reporting DAG's tenants)."""
-    return [row["tenant_id"] for row in _query(engine, "html_tenants", {})]
+    return [row["tenant_id"] for row in run_report_query(engine, "html_tenants", {})]
 
 
 def _parse_day(value: date | str | None, what: str) -> date | None:
@@ -87,7 +70,7 @@ def resolve_period(engine: Engine, tenant_id: str, start: date | str | None = No
     data (today when it has none), a missing start is ``days`` days before the end (inclusive)."""
     start, end = _parse_day(start, "start"), _parse_day(end, "end")
     if end is None:
-        latest = _query(engine, "html_latest_day", {"tenant": tenant_id})[0]["latest_day"]
+        latest = run_report_query(engine, "html_latest_day", {"tenant": tenant_id})[0]["latest_day"]
         end = date.fromisoformat(latest) if latest else (today or datetime.now(UTC).date())
         if start is not None and end < start:
             end = start + timedelta(days=days - 1)
@@ -191,12 +174,6 @@ def _barh_chart(labels: list[str], values: list[float], xlabel: str, colors: lis
 
 # --- gathering -------------------------------------------------------------------------------------
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _duration(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     if minutes < 0:
@@ -211,21 +188,21 @@ def gather(engine: Engine, tenant_id: str, period: Period, *, now: datetime | No
     """Every figure of the report, from the warehouse (no rendering)."""
     now = now or datetime.now(UTC)
     p = {"tenant": tenant_id, **period.params()}
-    detections = {r["day"]: int(r["detections"]) for r in _query(engine, "html_daily_detections", p)}
-    daily_tips = _query(engine, "html_daily_tips", p)
+    detections = {r["day"]: int(r["detections"]) for r in run_report_query(engine, "html_daily_detections", p)}
+    daily_tips = run_report_query(engine, "html_daily_tips", p)
     tips = {r["day"]: int(r["tips_delivered"]) for r in daily_tips}
-    severity = [{**r, "sessions": round(float(r["sessions"]))} for r in _query(engine, "html_severity_mix", p)]
+    severity = [{**r, "sessions": round(float(r["sessions"]))} for r in run_report_query(engine, "html_severity_mix", p)]
     recidivism = [{**r, "share": (r["repeated"] / r["coached"]) if r["coached"] else 0.0}
-                  for r in _query(engine, "html_recidivism", p)]
+                  for r in run_report_query(engine, "html_recidivism", p)]
     noise = [{**r, "detections_per_user": (r["detections"] / r["distinct_users"]) if r["distinct_users"] else None,
               "false_positive_share": (r["false_positives"] / r["detections"]) if r["detections"] else 0.0}
-             for r in _query(engine, "html_rule_noise", p)]
-    last = _query(engine, "html_sync_last", {"tenant": tenant_id},
+             for r in run_report_query(engine, "html_rule_noise", p)]
+    last = run_report_query(engine, "html_sync_last", {"tenant": tenant_id},
                   {"interval_start": Ts, "interval_end": Ts, "finished_at": Ts})
     last = last[0] if last else None
     if last:
         for key in ("interval_start", "interval_end", "finished_at"):
-            last[key] = _aware(last[key])
+            last[key] = as_utc(last[key])
         last["lag"] = _duration(now - last["interval_end"]) if last["interval_end"] else "unknown"
     window = {"tenant": tenant_id, "from_ts": datetime.combine(period.start, time(), UTC),
               "to_ts": datetime.combine(period.end + timedelta(days=1), time(), UTC)}
@@ -237,16 +214,16 @@ def gather(engine: Engine, tenant_id: str, period: Period, *, now: datetime | No
         "tips_by_day": tips,
         "total_detections": sum(detections.values()),
         "total_tips": sum(tips.values()),
-        "top_rules": _query(engine, "html_top_rules", p),
+        "top_rules": run_report_query(engine, "html_top_rules", p),
         "severity_mix": severity,
         "recidivism": recidivism,
-        "top_campaigns": _query(engine, "html_top_campaigns", p),
-        "top_groups": _query(engine, "html_top_groups", p),
-        "risky_users": _query(engine, "html_risky_users", {"tenant": tenant_id}),
+        "top_campaigns": run_report_query(engine, "html_top_campaigns", p),
+        "top_groups": run_report_query(engine, "html_top_groups", p),
+        "risky_users": run_report_query(engine, "html_risky_users", {"tenant": tenant_id}),
         "rule_noise": noise,
-        "unmapped": _query(engine, "html_unmapped", {"tenant": tenant_id})[0],
+        "unmapped": run_report_query(engine, "html_unmapped", {"tenant": tenant_id})[0],
         "sync_last": last,
-        "sync_period": _query(engine, "html_sync_period", window)[0],
+        "sync_period": run_report_query(engine, "html_sync_period", window)[0],
     }
 
 
@@ -271,13 +248,8 @@ def _charts(data: dict[str, Any]) -> dict[str, Markup | None]:
     return charts
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(include_dir() / "templates"), autoescape=True,
-                              undefined=jinja2.StrictUndefined)
-
-
 def render_report(data: dict[str, Any]) -> str:
-    return _environment().get_template("tenant_report.html.j2").render(**data, charts=_charts(data))
+    return template_environment().get_template("tenant_report.html.j2").render(**data, charts=_charts(data))
 
 
 def write_tenant_report(engine: Engine, tenant_id: str, start: date | str | None = None,
