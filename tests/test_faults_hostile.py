@@ -134,7 +134,7 @@ def test_hostile_strings_are_stored_exactly_as_served_and_rendered_inert(hostile
     assert "<script" not in page.lower() and "onerror=" not in page.lower()
     # Every hostile value, rendered by the report's own (autoescaping) environment, is inert text
     # that reads back exactly: no markup survives, nothing is lost.
-    environment = report._environment()
+    environment = report.template_environment()
     for payload in HOSTILE_PAYLOADS:
         out = environment.from_string("<td>{{ value }}</td>").render(value=stored_form(payload))
         inner = out[len("<td>"):-len("</td>")]
