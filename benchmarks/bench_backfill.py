@@ -162,9 +162,11 @@ def pipeline_child(args: argparse.Namespace) -> None:
                "n_429": hook.stats.n_429, "retries": hook.stats.retries}
         if args.hourly:
             # No new data: the last hour again, with the DAG's default 24 h look-back, after the backfill.
-            t0 = time.perf_counter()
+            # Its task work is also counted as this process's CPU time (every thread), apart from the
+            # wall time, which includes waiting for the API's pages.
+            t0, cpu0 = time.perf_counter(), time.process_time()
             hourly, hourly_hook = run("hourly", end - timedelta(hours=1), end, end - timedelta(hours=25))
-            out["hourly"] = {"seconds": time.perf_counter() - t0, **hourly,
+            out["hourly"] = {"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - cpu0, **hourly,
                              "requests": hourly_hook.stats.requests}
         print(json.dumps(out, default=str), flush=True)
     finally:
@@ -325,6 +327,7 @@ def main() -> None:
         "rate_utilization": round(rate["utilization"], 3),
         "n_429": rate["n_429"],
         "hourly_no_new_data_s": round(full["hourly"]["seconds"], 3),
+        "hourly_no_new_data_cpu_s": round(full["hourly"]["cpu_s"], 3),
         "sessions_4n": full["items"]["sessions"],
         "sessions_n": quarter["items"]["sessions"],
         "alerts_4n": full["items"]["alerts"],
@@ -348,7 +351,8 @@ def main() -> None:
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     targets = {"pipeline_vs_raw": "<= 1.5", "cli_vs_pipeline": ">= 2", "requests": f"<= {1.02 * min_requests:.0f}",
                "rss_mb_4n": f"<= {1.2 * summary['rss_mb_n']:.1f}", "time_ratio_4n": "<= 4.4",
-               "rate_utilization": ">= 0.95", "n_429": "= 0", "hourly_no_new_data_s": "< 2"}
+               "rate_utilization": ">= 0.95", "n_429": "= 0", "hourly_no_new_data_s": "< 2",
+               "hourly_no_new_data_cpu_s": "< 2"}
     width = max(map(len, summary))
     print(f"\n{'metric':<{width}}  {'value':<24}  target")
     for key, value in summary.items():

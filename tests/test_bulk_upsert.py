@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
+from securitycoach.timeutil import as_utc
 from securitycoach.warehouse import schema as t
 from securitycoach.warehouse import upsert as upsert_module
 from securitycoach.warehouse.digest import table_digests
@@ -70,3 +72,41 @@ def test_copy_path_equals_executemany_path(pg_warehouse, pg_admin_engine, pg_sch
         other.dispose()
         with pg_admin_engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{pg_schema}_b" CASCADE'))
+
+
+VERSION = datetime(2026, 10, 31, tzinfo=UTC)
+
+
+def _detections(n: int, severity: int, seen: datetime, summary: str = "s") -> list[dict]:
+    return [{"tenant_id": "t1", "rule_key": "r", "subject_type": "session", "subject_id": f"s{i:04d}",
+             "actor_id": "x", "severity": severity, "occurred_at": seen, "first_seen_at": seen,
+             "last_changed_at": seen, "subject_version": VERSION, "summary": summary, "evidence": {"i": i}}
+            for i in range(n)]
+
+
+@pytest.mark.parametrize("copy", [True, False], ids=["copy", "executemany"])
+def test_only_if_changed_keep_and_returning(warehouse, copy, monkeypatch):
+    """Reruns write nothing; a changed compared column updates the row but not the kept column; the
+    rows written (and only those) come back, on both backends and both write paths."""
+    if not copy:
+        monkeypatch.setattr(upsert_module, "COPY_MIN_ROWS", 10**9)
+    first, later = datetime(2026, 11, 1, 1, tzinfo=UTC), datetime(2026, 11, 1, 2, tzinfo=UTC)
+    options = {"only_if_changed": ("severity", "subject_version", "summary"), "keep": ("first_seen_at",),
+               "returning": ("subject_id", "first_seen_at")}
+    with warehouse.begin() as conn:
+        written = upsert(conn, t.detection, _detections(120, 2, first), **options)
+        assert sorted(r.subject_id for r in written) == [f"s{i:04d}" for i in range(120)]
+        assert upsert(conn, t.detection, _detections(120, 2, later), **options) == []  # only wall-clock moved
+        changed = _detections(120, 2, later)
+        for row in changed[:7]:
+            row["severity"] = 4
+        changed[7]["summary"] = None
+        changed[8]["evidence"] = {"other": True}  # not compared: left alone
+        written = upsert(conn, t.detection, changed, **options)
+        assert sorted(r.subject_id for r in written) == [f"s{i:04d}" for i in range(8)]
+        assert {as_utc(r.first_seen_at) for r in written} == {first}
+        stored = {r.subject_id: r for r in conn.execute(sa.select(t.detection))}
+    assert [stored[f"s{i:04d}"].severity for i in range(9)] == [4] * 7 + [2, 2]
+    assert stored["s0007"].summary is None and as_utc(stored["s0007"].last_changed_at) == later
+    assert stored["s0008"].evidence == {"i": 8} and as_utc(stored["s0008"].last_changed_at) == first
+    assert {as_utc(r.first_seen_at) for r in stored.values()} == {first}

@@ -32,6 +32,8 @@ class Stream:
     # (statements over a record_id range; its SELECT counts the rows new or changed). It must do
     # what load_batch does, detection queue included: the tests compare SQLite and PostgreSQL.
     load_sql_postgresql: str | None = None
+    # The tables the load writes (their planner statistics are refreshed after a bulk load).
+    tables: tuple[str, ...] = ()
 
 
 def _raw(records: Iterable[Any]) -> Iterator[dict]:
@@ -105,6 +107,8 @@ SESSIONS = Stream(
     cursor=lambda item: from_epoch_ms(item.get("lastUpdated")),
     load_batch=load_sessions,
     load_sql_postgresql="postgresql_sessions",
+    tables=(t.code42_session.name, t.code42_session_risk_indicator.name, t.code42_session_alert.name,
+            t.detection_queue.name),
 )
 
 ALERTS = Stream(
@@ -114,6 +118,7 @@ ALERTS = Stream(
     cursor=lambda item: from_iso(item.get("createdAt")),
     load_batch=load_alerts,
     load_sql_postgresql="postgresql_alerts",
+    tables=(t.code42_alert.name, t.detection_queue.name),
 )
 
 STREAMS = {s.name: s for s in (SESSIONS, ALERTS)}

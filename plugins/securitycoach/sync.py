@@ -25,6 +25,7 @@ from securitycoach.paths import sql_dir
 from securitycoach.streams import Stream
 from securitycoach.timeutil import require_aware
 from securitycoach.warehouse import schema as t
+from securitycoach.warehouse.engine import refresh_statistics
 from securitycoach.warehouse.upsert import upsert
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ def load_staged(
         changed = _load_staged_in_python(engine, stream, tenant_id, run_key, batch_size)
     with engine.begin() as conn:
         conn.execute(t.staging_record.delete().where(_staged(tenant_id, run_key, stream.name)))
+    refresh_statistics(engine, list(stream.tables), changed)
     log.info("loaded %s for run %s: %d rows new or changed", stream.name, run_key, changed)
     return changed
 

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from securitycoach.detection.catalog import Catalog, DetectionRule, severity_number
 from securitycoach.timeutil import as_utc
 from securitycoach.warehouse import schema as t
+from securitycoach.warehouse.engine import refresh_statistics
 from securitycoach.warehouse.upsert import upsert, upsert_changed
 
 log = logging.getLogger(__name__)
@@ -114,28 +115,25 @@ def detect(engine: Engine, tenant_id: str, catalog: Catalog, *, now: datetime | 
     enabled = [(r, predicate(r.criteria)) for r in rules if r.enabled]
     result = DetectResult(rules_enabled=len(enabled))
     q = t.detection_queue.c
-    while True:
-        with engine.begin() as conn:
-            batch = conn.execute(
-                sa.select(q.subject_type, q.subject_id).where(q.tenant_id == tenant_id)
-                .order_by(q.subject_type, q.subject_id).limit(batch_size)
-            ).all()
-            if not batch:
-                break
-            facts = load_facts(conn, tenant_id, catalog, batch)
-            found = [(rule, f) for f in facts for rule, test in enabled
-                     if rule.subject_type == f.subject_type and test(f)]
-            new, updated = write_detections(conn, tenant_id, found, now)
-            for subject_type in ("session", "alert"):
-                ids = [b.subject_id for b in batch if b.subject_type == subject_type]
-                if ids:
-                    conn.execute(t.detection_queue.delete().where(
-                        q.tenant_id == tenant_id, q.subject_type == subject_type, q.subject_id.in_(ids)))
-        result.evaluated += len(batch)
-        result.new += new
-        result.updated += updated
-        for rule, _ in found:
-            result.per_rule[rule.rule_key] = result.per_rule.get(rule.rule_key, 0) + 1
+    for subject_type in ("session", "alert"):
+        after = ""  # the queue is read in key order, each batch after the last (no rescans of done rows)
+        while True:
+            with engine.begin() as conn:
+                ids, facts = load_facts(conn, tenant_id, catalog, subject_type, after=after, limit=batch_size)
+                if not ids:
+                    break
+                found = [(rule, f) for f in facts for rule, test in enabled if rule.subject_type == subject_type
+                         and test(f)]
+                new, updated = write_detections(conn, tenant_id, found, now)
+                conn.execute(t.detection_queue.delete().where(
+                    q.tenant_id == tenant_id, q.subject_type == subject_type, q.subject_id.in_(ids)))
+            after = ids[-1]
+            result.evaluated += len(ids)
+            result.new += new
+            result.updated += updated
+            for rule, _ in found:
+                result.per_rule[rule.rule_key] = result.per_rule.get(rule.rule_key, 0) + 1
+    refresh_statistics(engine, [t.detection.name], result.new + result.updated)
     log.info("detection for tenant %s: %d subjects evaluated against %d enabled rules; %d new, %d updated",
              tenant_id, result.evaluated, result.rules_enabled, result.new, result.updated)
     return result
@@ -173,62 +171,88 @@ def sync_vocabulary(conn: Connection, tenant_id: str, catalog: Catalog) -> None:
                                   v.c.indicator_name.not_in([r["indicator_name"] for r in rows])))
 
 
-def load_facts(conn: Connection, tenant_id: str, catalog: Catalog, batch) -> list[Facts]:
-    """Read the queued subjects back from the fact tables (subjects since deleted are skipped)."""
+def load_facts(conn: Connection, tenant_id: str, catalog: Catalog, subject_type: str, *, after: str = "",
+               limit: int = BATCH_SIZE) -> tuple[list[str], list[Facts]]:
+    """The next ``limit`` queued subjects of one type, in key order after ``after``, joined to their
+    facts: returns the queued ids and the facts (a subject since deleted has an id but no facts).
+
+    One join per batch from the queue to the fact tables (the database walks the queue's key range
+    and looks each subject up), not an ``IN`` list of ids."""
+    q = t.detection_queue.c
+    batch = (sa.select(q.tenant_id, q.subject_id)
+             .where(q.tenant_id == tenant_id, q.subject_type == subject_type, q.subject_id > after)
+             .order_by(q.subject_id).limit(limit).subquery("batch"))
+    if subject_type == "session":
+        return _session_facts(conn, catalog, batch)
+    return _alert_facts(conn, catalog, batch)
+
+
+def _session_facts(conn: Connection, catalog: Catalog, batch: sa.Subquery) -> tuple[list[str], list[Facts]]:
     vocab = catalog.vocabulary
-    session_ids = [b.subject_id for b in batch if b.subject_type == "session"]
-    alert_ids = [b.subject_id for b in batch if b.subject_type == "alert"]
-    a = t.code42_actor.c
+    s, ri, a = t.code42_session.c, t.code42_session_risk_indicator.c, t.code42_actor.c
+    names: dict[str, set[str]] = {}
+    for row in conn.execute(
+            sa.select(ri.session_id, ri.name).select_from(batch.join(
+                t.code42_session_risk_indicator,
+                sa.and_(ri.tenant_id == batch.c.tenant_id, ri.session_id == batch.c.subject_id)))):
+        if row.name:
+            names.setdefault(row.session_id, set()).add(row.name)
+    rows = conn.execute(
+        sa.select(batch.c.subject_id.label("queued_id"), *_without_raw(t.code42_session), a.department)
+        .select_from(batch
+                     .outerjoin(t.code42_session,
+                                sa.and_(s.tenant_id == batch.c.tenant_id, s.session_id == batch.c.subject_id))
+                     .outerjoin(t.code42_actor, sa.and_(a.tenant_id == s.tenant_id, a.actor_id == s.actor_id)))
+        .order_by(batch.c.subject_id)
+    ).all()
     facts: list[Facts] = []
-    if session_ids:
-        s, ri = t.code42_session.c, t.code42_session_risk_indicator.c
-        names: dict[str, set[str]] = {}
-        for row in conn.execute(sa.select(ri.session_id, ri.name).where(
-                ri.tenant_id == tenant_id, ri.session_id.in_(session_ids))):
-            if row.name:
-                names.setdefault(row.session_id, set()).add(row.name)
-        rows = conn.execute(
-            sa.select(*_without_raw(t.code42_session), a.department)  # raw JSON is not a fact: not read
-            .select_from(t.code42_session.outerjoin(
-                t.code42_actor, sa.and_(a.tenant_id == s.tenant_id, a.actor_id == s.actor_id)))
-            .where(s.tenant_id == tenant_id, s.session_id.in_(session_ids))
-        ).all()
-        for row in rows:
-            indicators = frozenset(names.get(row.session_id, ()))
-            meanings = [vocab.indicators[n] for n in indicators if n in vocab.indicators]
-            facts.append(Facts(
-                subject_type="session", subject_id=row.session_id, actor_id=row.actor_id,
-                severity=row.severity or 0, occurred_at=as_utc(row.end_time or row.begin_time),
-                version=as_utc(row.last_updated), summary=row.exfiltration_summary, department=row.department,
-                indicators=indicators,
-                vectors=frozenset(m.vector for m in meanings if m.vector),
-                destination_categories=frozenset(m.destination_category for m in meanings if m.destination_category),
-                file_categories=frozenset(m.file_category for m in meanings if m.file_category),
-                watchlists=frozenset(m.watchlist for m in meanings if m.watchlist),
-                event_count=sum(row._mapping[c] or 0 for c in (
-                    "no_risk_events", "low_events", "moderate_events", "high_events", "critical_events")),
-            ))
-    if alert_ids:
-        al, r = t.code42_alert.c, t.code42_alert_rule.c
-        rows = conn.execute(
-            sa.select(*_without_raw(t.code42_alert), a.department, r.name.label("rule_name"))
-            .select_from(
-                t.code42_alert
-                .outerjoin(t.code42_actor, sa.and_(a.tenant_id == al.tenant_id, a.actor_id == al.actor_id))
-                .outerjoin(t.code42_alert_rule, sa.and_(r.tenant_id == al.tenant_id, r.rule_id == al.rule_id)))
-            .where(al.tenant_id == tenant_id, al.alert_id.in_(alert_ids))
-        ).all()
-        for row in rows:
-            types = {w.get("type") for w in (row.watchlists or []) if isinstance(w, dict)}
-            facts.append(Facts(
-                subject_type="alert", subject_id=row.alert_id, actor_id=row.actor_id,
-                severity=_alert_severity(row.risk_severity), occurred_at=as_utc(row.created_at),
-                version=as_utc(row.state_last_modified_at or row.created_at), summary=row.name,
-                department=row.department,
-                watchlists=frozenset(vocab.watchlist_types[x] for x in types if x in vocab.watchlist_types),
-                alert_rule_id=row.rule_id, alert_rule_name=row.rule_name or row.name,
-            ))
-    return facts
+    for row in rows:
+        if row.session_id is None:
+            continue
+        indicators = frozenset(names.get(row.session_id, ()))
+        meanings = [vocab.indicators[n] for n in indicators if n in vocab.indicators]
+        facts.append(Facts(
+            subject_type="session", subject_id=row.session_id, actor_id=row.actor_id,
+            severity=row.severity or 0, occurred_at=as_utc(row.end_time or row.begin_time),
+            version=as_utc(row.last_updated), summary=row.exfiltration_summary, department=row.department,
+            indicators=indicators,
+            vectors=frozenset(m.vector for m in meanings if m.vector),
+            destination_categories=frozenset(m.destination_category for m in meanings if m.destination_category),
+            file_categories=frozenset(m.file_category for m in meanings if m.file_category),
+            watchlists=frozenset(m.watchlist for m in meanings if m.watchlist),
+            event_count=sum(row._mapping[c] or 0 for c in (
+                "no_risk_events", "low_events", "moderate_events", "high_events", "critical_events")),
+        ))
+    return [row.queued_id for row in rows], facts
+
+
+def _alert_facts(conn: Connection, catalog: Catalog, batch: sa.Subquery) -> tuple[list[str], list[Facts]]:
+    vocab = catalog.vocabulary
+    al, r, a = t.code42_alert.c, t.code42_alert_rule.c, t.code42_actor.c
+    rows = conn.execute(
+        sa.select(batch.c.subject_id.label("queued_id"), *_without_raw(t.code42_alert), a.department,
+                  r.name.label("rule_name"))
+        .select_from(batch
+                     .outerjoin(t.code42_alert,
+                                sa.and_(al.tenant_id == batch.c.tenant_id, al.alert_id == batch.c.subject_id))
+                     .outerjoin(t.code42_actor, sa.and_(a.tenant_id == al.tenant_id, a.actor_id == al.actor_id))
+                     .outerjoin(t.code42_alert_rule, sa.and_(r.tenant_id == al.tenant_id, r.rule_id == al.rule_id)))
+        .order_by(batch.c.subject_id)
+    ).all()
+    facts: list[Facts] = []
+    for row in rows:
+        if row.alert_id is None:
+            continue
+        types = {w.get("type") for w in (row.watchlists or []) if isinstance(w, dict)}
+        facts.append(Facts(
+            subject_type="alert", subject_id=row.alert_id, actor_id=row.actor_id,
+            severity=_alert_severity(row.risk_severity), occurred_at=as_utc(row.created_at),
+            version=as_utc(row.state_last_modified_at or row.created_at), summary=row.name,
+            department=row.department,
+            watchlists=frozenset(vocab.watchlist_types[x] for x in types if x in vocab.watchlist_types),
+            alert_rule_id=row.rule_id, alert_rule_name=row.rule_name or row.name,
+        ))
+    return [row.queued_id for row in rows], facts
 
 
 def _without_raw(table: sa.Table) -> list[sa.Column]:
@@ -247,29 +271,14 @@ def write_detections(conn: Connection, tenant_id: str, found: list[tuple[Detecti
     """Insert new detections, update changed ones in place; returns (new, updated)."""
     if not found:
         return 0, 0
-    d = t.detection.c
-    ids = sorted({f.subject_id for _, f in found})
-    stored = {
-        (row.rule_key, row.subject_type, row.subject_id): row
-        for row in conn.execute(sa.select(d.rule_key, d.subject_type, d.subject_id, d.severity, d.subject_version,
-                                          d.first_seen_at, d.summary)
-                                .where(d.tenant_id == tenant_id, d.subject_id.in_(ids)))
-    }
-    rows, new, updated = [], 0, 0
-    for rule, f in found:
-        key = (rule.rule_key, f.subject_type, f.subject_id)
-        row = {"tenant_id": tenant_id, "rule_key": rule.rule_key, "subject_type": f.subject_type,
-               "subject_id": f.subject_id, "actor_id": f.actor_id, "severity": f.severity,
-               "occurred_at": f.occurred_at, "first_seen_at": now, "last_changed_at": now,
-               "subject_version": f.version, "summary": f.summary, "evidence": f.evidence(rule)}
-        held = stored.get(key)
-        if held is None:
-            new += 1
-        elif (held.severity, as_utc(held.subject_version), held.summary) != (f.severity, f.version, f.summary):
-            row["first_seen_at"] = as_utc(held.first_seen_at)
-            updated += 1
-        else:
-            continue
-        rows.append(row)
-    upsert(conn, t.detection, rows)
-    return new, updated
+    rows = [{"tenant_id": tenant_id, "rule_key": rule.rule_key, "subject_type": f.subject_type,
+             "subject_id": f.subject_id, "actor_id": f.actor_id, "severity": f.severity,
+             "occurred_at": f.occurred_at, "first_seen_at": now, "last_changed_at": now,
+             "subject_version": f.version, "summary": f.summary, "evidence": f.evidence(rule)}
+            for rule, f in found]
+    # The database compares with what it holds: a detection whose severity, version and summary are
+    # unchanged is left alone, a changed one keeps its first_seen_at; only written rows come back.
+    written = upsert(conn, t.detection, rows, only_if_changed=("severity", "subject_version", "summary"),
+                     keep=("first_seen_at",), returning=("first_seen_at",))
+    new = sum(1 for row in written if as_utc(row.first_seen_at) == now)
+    return new, len(written) - new

@@ -35,17 +35,23 @@ def upsert(
     rows: Sequence[dict[str, Any]],
     *,
     only_if_newer: str | None = None,
+    only_if_changed: Sequence[str] = (),
+    keep: Sequence[str] = (),
+    returning: Sequence[str] = (),
     do_nothing: bool = False,
-) -> None:
+) -> list[sa.Row]:
     """Insert ``rows`` into ``table``; on a primary-key conflict update the non-key columns.
 
     ``only_if_newer`` names a column: the update happens only when the incoming value is greater
-    than the stored one (e.g. a session's ``last_updated``). One executemany per call. Rows that
-    repeat a key within the batch (a page shift can return an item twice) collapse to one: the
-    newest by ``only_if_newer``, else the last.
+    than the stored one (e.g. a session's ``last_updated``). ``only_if_changed`` names columns: the
+    update happens only when one of them differs from the stored value (so a rerun writes nothing).
+    ``keep`` names columns an update leaves as stored (e.g. a first-seen time). ``returning`` names
+    columns to return for every row inserted or updated (rows left alone are not returned); else
+    nothing is returned. One statement per call. Rows that repeat a key within the batch (a page
+    shift can return an item twice) collapse to one: the newest by ``only_if_newer``, else the last.
     """
     if not rows:
-        return
+        return []
     insert = _INSERTS[conn.dialect.name](table)
     keys = [c.name for c in table.primary_key.columns]
     rows = _last_per_key([_without_nul(table, keys, row) for row in rows], keys, only_if_newer)
@@ -56,16 +62,23 @@ def upsert(
     if do_nothing:
         stmt = insert.on_conflict_do_nothing(index_elements=keys)
     else:
-        updates = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys}
-        where = None
+        updates = {c.name: insert.excluded[c.name] for c in table.columns if c.name not in keys and c.name not in keep}
+        conditions = [table.c[c].is_distinct_from(insert.excluded[c]) for c in only_if_changed]
+        where = sa.or_(*conditions) if conditions else None
         if only_if_newer:
-            where = table.c[only_if_newer] < insert.excluded[only_if_newer]
+            newer = table.c[only_if_newer] < insert.excluded[only_if_newer]
+            where = newer if where is None else sa.and_(newer, where)
         stmt = insert.on_conflict_do_update(index_elements=keys, set_=updates, where=where)
+    if returning:
+        stmt = stmt.returning(*(table.c[c] for c in returning))
     if copy:
-        conn.execute(stmt)
+        result = conn.execute(stmt)
+        written = result.all() if returning else []
         conn.exec_driver_sql(f'DROP TABLE "{source.name}"')
     else:
-        conn.execute(stmt, list(rows))
+        result = conn.execute(stmt, list(rows))
+        written = result.all() if returning else []
+    return written
 
 
 def _copy_to_temp(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> sa.Table:
