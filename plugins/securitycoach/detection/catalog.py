@@ -58,6 +58,16 @@ class Vocabulary(_Strict):
     # alert watchlist types (DEPARTING_EMPLOYEE, ...) -> the watchlist keys rules use
     watchlist_types: dict[str, str] = Field(default_factory=dict)
 
+    def terms(self, indicator_names: frozenset[str]) -> dict[str, frozenset[str]]:
+        """What a set of indicator names means: the vectors, destination and file categories and
+        watchlists they stand for (names not in the vocabulary mean nothing)."""
+        meanings = [self.indicators[n] for n in indicator_names if n in self.indicators]
+        return {"vectors": frozenset(m.vector for m in meanings if m.vector),
+                "destination_categories": frozenset(m.destination_category for m in meanings
+                                                    if m.destination_category),
+                "file_categories": frozenset(m.file_category for m in meanings if m.file_category),
+                "watchlists": frozenset(m.watchlist for m in meanings if m.watchlist)}
+
     def values(self, attr: str) -> set[str]:
         found = {getattr(m, attr) for m in self.indicators.values() if getattr(m, attr)}
         if attr == "watchlist":

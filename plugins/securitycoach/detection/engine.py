@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,8 +53,10 @@ class Facts:
     alert_rule_id: str | None = None
     alert_rule_name: str | None = None
 
-    def evidence(self, rule: DetectionRule) -> dict[str, Any]:
-        """The facts the rule looked at, for the timeline and the tip."""
+    @cached_property
+    def evidence(self) -> dict[str, Any]:
+        """The facts rules look at, for the timeline and the tip (the same for every rule matched,
+        so built once per subject and shared by its detections)."""
         shown: dict[str, Any] = {"severity": self.severity}
         for name in ("indicators", "vectors", "destination_categories", "file_categories", "watchlists"):
             if getattr(self, name):
@@ -206,22 +209,21 @@ def _session_facts(conn: Connection, catalog: Catalog, batch: sa.Subquery) -> tu
         .order_by(batch.c.subject_id)
     ).all()
     facts: list[Facts] = []
+    known: dict[frozenset[str], dict[str, frozenset[str]]] = {}
     for row in rows:
         if row.session_id is None:
             continue
         indicators = frozenset(names.get(row.session_id, ()))
-        meanings = [vocab.indicators[n] for n in indicators if n in vocab.indicators]
+        terms = known.get(indicators)
+        if terms is None:  # the same few indicator combinations recur: resolve each once
+            terms = known[indicators] = vocab.terms(indicators)
         facts.append(Facts(
             subject_type="session", subject_id=row.session_id, actor_id=row.actor_id,
             severity=row.severity or 0, occurred_at=as_utc(row.end_time or row.begin_time),
             version=as_utc(row.last_updated), summary=row.exfiltration_summary, department=row.department,
-            indicators=indicators,
-            vectors=frozenset(m.vector for m in meanings if m.vector),
-            destination_categories=frozenset(m.destination_category for m in meanings if m.destination_category),
-            file_categories=frozenset(m.file_category for m in meanings if m.file_category),
-            watchlists=frozenset(m.watchlist for m in meanings if m.watchlist),
-            event_count=sum(row._mapping[c] or 0 for c in (
-                "no_risk_events", "low_events", "moderate_events", "high_events", "critical_events")),
+            indicators=indicators, **terms,
+            event_count=(row.no_risk_events or 0) + (row.low_events or 0) + (row.moderate_events or 0)
+            + (row.high_events or 0) + (row.critical_events or 0),
         ))
     return [row.queued_id for row in rows], facts
 
@@ -274,7 +276,7 @@ def write_detections(conn: Connection, tenant_id: str, found: list[tuple[Detecti
     rows = [{"tenant_id": tenant_id, "rule_key": rule.rule_key, "subject_type": f.subject_type,
              "subject_id": f.subject_id, "actor_id": f.actor_id, "severity": f.severity,
              "occurred_at": f.occurred_at, "first_seen_at": now, "last_changed_at": now,
-             "subject_version": f.version, "summary": f.summary, "evidence": f.evidence(rule)}
+             "subject_version": f.version, "summary": f.summary, "evidence": f.evidence}
             for rule, f in found]
     # The database compares with what it holds: a detection whose severity, version and summary are
     # unchanged is left alone, a changed one keeps its first_seen_at; only written rows come back.

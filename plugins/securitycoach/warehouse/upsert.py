@@ -130,11 +130,23 @@ def _other(value: Any) -> str:
     return str(value)
 
 
+def _timestamp(value: Any) -> str:
+    return "\\N" if value is None else value.isoformat() if isinstance(value, datetime) else _other(value)
+
+
+def _integer(value: Any) -> str:
+    return "\\N" if value is None else str(value) if type(value) is int else _other(value)
+
+
 def _converter(type_: sa.types.TypeEngine):
     if isinstance(type_, sa.JSON):
         return _json
     if isinstance(type_, sa.String):  # Text is a String
         return _text
+    if isinstance(type_, sa.DateTime):
+        return _timestamp
+    if isinstance(type_, sa.Integer):
+        return _integer
     return _other
 
 
@@ -171,6 +183,8 @@ def _replace_nul(value: Any) -> Any:
 
 
 def _without_nul(table: sa.Table, keys: list[str], row: dict[str, Any]) -> dict[str, Any]:
+    if "\\x00" not in repr(tuple(row.values())):
+        return row  # fast path, as in _has_nul: the row's repr (C speed) shows every NUL as \x00
     columns = [name for name, value in row.items() if _has_nul(value)]
     if not columns:
         return row
