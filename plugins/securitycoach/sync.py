@@ -185,12 +185,20 @@ def refresh_actors(engine: Engine, client, *, tenant_id: str, batch_size: int = 
 
 
 def resolve_new_actors(engine: Engine, client, *, tenant_id: str) -> int:
-    """Fetch the actors that sessions or alerts name but the warehouse does not know yet."""
-    a, s, al = t.code42_actor.c, t.code42_session.c, t.code42_alert.c
+    """Fetch the actors that newly loaded sessions or alerts name but the warehouse does not know.
+
+    "Newly loaded" is what the load queued for detection (new or changed subjects, still queued at
+    this point of the run), so the look-up costs what the run changed, not the tenant's history.
+    """
+    a, s, al, q = t.code42_actor.c, t.code42_session.c, t.code42_alert.c, t.detection_queue.c
     known = sa.select(a.actor_id).where(a.tenant_id == tenant_id)
     wanted = sa.union(
-        sa.select(s.actor_id).where(s.tenant_id == tenant_id, s.actor_id.is_not(None)),
-        sa.select(al.actor_id).where(al.tenant_id == tenant_id, al.actor_id.is_not(None)),
+        sa.select(s.actor_id).select_from(t.detection_queue.join(t.code42_session, sa.and_(
+            s.tenant_id == q.tenant_id, s.session_id == q.subject_id, q.subject_type == "session")))
+        .where(q.tenant_id == tenant_id, s.actor_id.is_not(None)),
+        sa.select(al.actor_id).select_from(t.detection_queue.join(t.code42_alert, sa.and_(
+            al.tenant_id == q.tenant_id, al.alert_id == q.subject_id, q.subject_type == "alert")))
+        .where(q.tenant_id == tenant_id, al.actor_id.is_not(None)),
     ).subquery()
     with engine.connect() as conn:
         missing = conn.execute(
