@@ -137,6 +137,7 @@ def detect(engine: Engine, tenant_id: str, catalog: Catalog, *, now: datetime | 
             for rule, _ in found:
                 result.per_rule[rule.rule_key] = result.per_rule.get(rule.rule_key, 0) + 1
     refresh_statistics(engine, [t.detection.name], result.new + result.updated)
+    refresh_statistics(engine, [t.detection_queue.name], result.evaluated, vacuum=True)  # drained
     log.info("detection for tenant %s: %d subjects evaluated against %d enabled rules; %d new, %d updated",
              tenant_id, result.evaluated, result.rules_enabled, result.new, result.updated)
     return result

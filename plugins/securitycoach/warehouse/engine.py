@@ -60,14 +60,17 @@ def _null_safe(func):
 ANALYZE_MIN_ROWS = 10_000
 
 
-def refresh_statistics(engine: Engine, tables: list[str], changed: int) -> None:
+def refresh_statistics(engine: Engine, tables: list[str], changed: int, *, vacuum: bool = False) -> None:
     """``ANALYZE`` ``tables`` on PostgreSQL after a bulk change of ``changed`` rows, so the next
-    steps' plans see the rows just written. Small changes (hourly runs) and SQLite: nothing."""
+    steps' plans see the rows just written (or, for a drained queue, that it is empty again);
+    ``vacuum`` also reclaims the dead rows a drain leaves. Small changes (hourly runs) and SQLite:
+    nothing."""
     if engine.dialect.name != "postgresql" or changed < ANALYZE_MIN_ROWS:
         return
-    with engine.begin() as conn:
+    verb = "VACUUM ANALYZE" if vacuum else "ANALYZE"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # VACUUM: no transaction
         for table in tables:
-            conn.exec_driver_sql(f'ANALYZE "{table}"')
+            conn.exec_driver_sql(f'{verb} "{table}"')
 
 
 def describe_url(url: str | URL) -> str:
