@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from itertools import islice
@@ -65,22 +66,33 @@ def extract_to_staging(
         raise ValueError(f"empty interval for {stream.name}: start {start} is not before end {end}")
     with engine.begin() as conn:
         conn.execute(t.staging_record.delete().where(_staged(tenant_id, run_key, stream.name)))
-    count = 0
-    for batch in _batched(stream.fetch(client, start, end), batch_size):
-        rows = [
-            {
-                "tenant_id": tenant_id,
-                "run_key": run_key,
-                "stream": stream.name,
-                "record_id": stream.record_id(item),
-                "cursor_value": stream.cursor(item),
-                "payload": item,
-            }
-            for item in batch
-        ]
+    def write(rows: list[dict]) -> None:
         with engine.begin() as conn:
             upsert(conn, t.staging_record, rows, only_if_newer="cursor_value")
-        count += len(rows)
+
+    # One batch is written (by a writer thread, its own connection and transaction) while the next
+    # is read and parsed: the database's time overlaps the API's. At most one write is pending, so
+    # memory holds two batches; a failed write stops the extraction at the next batch.
+    count, pending = 0, None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"stage-{stream.name}") as writer:
+        for batch in _batched(stream.fetch(client, start, end), batch_size):
+            rows = [
+                {
+                    "tenant_id": tenant_id,
+                    "run_key": run_key,
+                    "stream": stream.name,
+                    "record_id": stream.record_id(item),
+                    "cursor_value": stream.cursor(item),
+                    "payload": item,
+                }
+                for item in batch
+            ]
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write, rows)
+            count += len(rows)
+        if pending is not None:
+            pending.result()
     log.info("staged %d %s for %s .. %s (run %s)", count, stream.name, start, end, run_key)
     return count
 
