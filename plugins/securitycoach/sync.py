@@ -26,7 +26,7 @@ from securitycoach.paths import sql_dir
 from securitycoach.streams import Stream
 from securitycoach.timeutil import require_aware
 from securitycoach.warehouse import schema as t
-from securitycoach.warehouse.engine import refresh_statistics
+from securitycoach.warehouse.engine import ANALYZE_MIN_ROWS, refresh_statistics
 from securitycoach.warehouse.upsert import upsert
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ def extract_to_staging(
             count += len(rows)
         if pending is not None:
             pending.result()
+    refresh_statistics(engine, [t.staging_record.name], count)
     log.info("staged %d %s for %s .. %s (run %s)", count, stream.name, start, end, run_key)
     return count
 
@@ -153,8 +154,15 @@ def _load_staged_in_postgresql(engine: Engine, stream: Stream, tenant_id: str, r
     s = t.staging_record.c
     text = (sql_dir() / "load" / f"{stream.load_sql_postgresql}.sql").read_text(encoding="utf-8")
     statements = [sa.text(statement) for statement in _sql_statements(text)]
-    changed, after = 0, ""
+    changed, after, next_analyze = 0, "", ANALYZE_MIN_ROWS
     while True:
+        if changed >= next_analyze:
+            # A bulk load into tables much smaller than it: their statistics are refreshed each time
+            # the rows loaded grow fourfold, so the plans keep looking rows up by key instead of
+            # scanning tables that have grown since they were last analyzed (seen: 12 x slower
+            # batches once autovacuum had analyzed a full staging table and not yet the facts).
+            refresh_statistics(engine, list(stream.tables), changed)
+            next_analyze = 4 * changed
         with engine.begin() as conn:
             upto = conn.execute(
                 sa.select(sa.func.max(sa.literal_column("record_id"))).select_from(
