@@ -177,8 +177,9 @@ def pipeline_child(args: argparse.Namespace) -> None:
 
 
 def profiled(function, args: argparse.Namespace, out: Path) -> None:
-    """``function(args)`` under cProfile (the main thread: parsing, transform, load; the page threads
-    only wait on HTTP); the top functions by own time and by cumulative time go to ``out``."""
+    """``function(args)`` under cProfile (the main thread only: parsing, transform, load, detect; the
+    page threads and the staging writer thread are not profiled, the main thread's waits on them
+    show as lock acquires); the top functions by own time and by cumulative time go to ``out``."""
     import cProfile
     import io
     import pstats

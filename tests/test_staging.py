@@ -7,17 +7,13 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from fault_helpers import make_hook
+from fault_helpers import InjectedFailure, arm, make_hook
 
 from securitycoach import sync
 from securitycoach.streams import STREAMS
 from securitycoach.warehouse import schema as t
 
 BATCH = 50  # one page of sessions
-
-
-class WriteRefused(Exception):
-    pass
 
 
 def _staged(engine) -> list[str]:
@@ -41,22 +37,14 @@ def test_a_failed_staging_write_stops_the_extraction(warehouse, clean_sandbox, m
     with warehouse.begin() as conn:
         conn.execute(t.staging_record.delete())
 
-    writes = []
+    def refuse():
+        raise InjectedFailure("the warehouse refused the 2nd staging write")
 
-    def refuse_second_write(conn, cursor, statement, parameters, context, executemany):
-        if "stg_code42_record" in statement and statement.lstrip().upper().startswith("INSERT"):
-            writes.append(statement)
-            if len(writes) == 2:
-                raise WriteRefused("the warehouse refused the 2nd staging write")
-
-    sa.event.listen(warehouse, "before_cursor_execute", refuse_second_write)
-    try:
-        before = sb.stats()["data_requests"]
-        with pytest.raises(WriteRefused, match="2nd staging write"):
-            sync.extract_to_staging(warehouse, hook, STREAMS["sessions"], run_key="cut", **kwargs)
-        cut_requests = sb.stats()["data_requests"] - before
-    finally:
-        sa.event.remove(warehouse, "before_cursor_execute", refuse_second_write)
+    arm(warehouse, "INSERT INTO stg_code42_record", 2, refuse)
+    before = sb.stats()["data_requests"]
+    with pytest.raises(InjectedFailure, match="2nd staging write"):
+        sync.extract_to_staging(warehouse, hook, STREAMS["sessions"], run_key="cut", **kwargs)
+    cut_requests = sb.stats()["data_requests"] - before
     # the first batch was committed on its own, the refused one rolled back whole
     assert len(_staged(warehouse)) == BATCH
     # reading stopped within a batch or two of the failure (plus the pages already in flight)

@@ -71,13 +71,10 @@ def upsert(
         stmt = insert.on_conflict_do_update(index_elements=keys, set_=updates, where=where)
     if returning:
         stmt = stmt.returning(*(table.c[c] for c in returning))
+    result = conn.execute(stmt) if copy else conn.execute(stmt, list(rows))
+    written = result.all() if returning else []
     if copy:
-        result = conn.execute(stmt)
-        written = result.all() if returning else []
         conn.exec_driver_sql(f'DROP TABLE "{source.name}"')
-    else:
-        result = conn.execute(stmt, list(rows))
-        written = result.all() if returning else []
     return written
 
 
