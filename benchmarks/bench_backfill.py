@@ -238,7 +238,7 @@ def rate_limited_run(sb, start_ms: int, end_ms: int, per_minute: int, seconds: f
     hook.tenant_id  # noqa: B018 - the token first (not a data request)
     start = datetime.fromtimestamp(start_ms / 1000, UTC)
     end = datetime.fromtimestamp(end_ms / 1000, UTC)
-    sessions = hook.iter_sessions(start, end, has_alerts=False)
+    sessions = hook.iter_sessions(start, end)
     started = time.perf_counter()
     items = 0
     for _ in sessions:

@@ -192,7 +192,7 @@ def test_backfill_through_the_real_scheduler_loads_every_interval(airflow_env, s
 
     hook = Code42Hook()
     end = last + timedelta(days=1)
-    sessions = {s.session_id for s in hook.iter_sessions(first - timedelta(hours=24), end, has_alerts=False)}
+    sessions = {s.session_id for s in hook.iter_sessions(first - timedelta(hours=24), end)}
     alerts = {a.id for a in hook.iter_alerts(first, end)}
     assert sessions and alerts
     assert sessions <= got and alerts <= got_alerts

@@ -43,21 +43,29 @@ def _ids_of(records, key="session_id"):
     return [getattr(r, key) for r in records]
 
 
-def test_sessions_are_paged_exactly_once_each(make_hook, window):
+def test_sessions_are_read_exactly_once_each_from_both_listings(make_hook, window):
+    """GET /v1/sessions holds a session in one of two listings, has_alerts=true (the API's default)
+    or has_alerts=false (OpenAPI: "Only include sessions that have a matching alert status"); the
+    hook reads both, by begin-time sub-windows of one page each."""
     start, end = window
     hook = make_hook()
-    sessions = list(hook.iter_sessions(start, end, has_alerts=False))
+    sessions = list(hook.iter_sessions(start, end))
     ids = _ids_of(sessions)
     assert len(sessions) > 2 * Code42Hook.SESSIONS_PAGE_SIZE  # several pages
     assert len(set(ids)) == len(ids)
     assert all(start <= s.begin_time < end for s in sessions)
-    assert hook.stats.pages == -(-len(sessions) // Code42Hook.SESSIONS_PAGE_SIZE)
+    alerted = _ids_of(make_hook().iter_sessions(start, end, has_alerts=True))
+    quiet = _ids_of(make_hook().iter_sessions(start, end, has_alerts=False))
+    assert alerted and quiet and not set(alerted) & set(quiet)
+    assert sorted(alerted + quiet) == sorted(ids)
+    assert {s.session_id for s in sessions if s.triggered_alerts} == set(alerted)
+    # Every answer used holds a whole sub-window; the other requests were sub-windows cut again.
+    assert hook.stats.items == len(sessions) and hook.stats.pages < hook.stats.requests
+    minimum = -(-len(alerted) // Code42Hook.SESSIONS_PAGE_SIZE) + -(-len(quiet) // Code42Hook.SESSIONS_PAGE_SIZE)
+    assert hook.stats.requests <= 2 * minimum + 2
     middle = start + (end - start) / 2
-    halves = _ids_of(hook.iter_sessions(start, middle, has_alerts=False)) + _ids_of(
-        hook.iter_sessions(middle, end, has_alerts=False))
-    assert halves == ids
-    alerted = list(hook.iter_sessions(start, end))  # the API's default: only sessions with alerts
-    assert alerted and all(s.triggered_alerts for s in alerted) and len(alerted) < len(sessions)
+    halves = _ids_of(hook.iter_sessions(start, middle)) + _ids_of(hook.iter_sessions(middle, end))
+    assert sorted(halves) == sorted(ids)
 
 
 def test_adjacent_alert_intervals_partition_the_union(make_hook, window):
@@ -81,61 +89,61 @@ def test_rules_actors_and_events(make_hook, window):
     actors = list(hook.iter_actors())
     assert len(actors) == 40 and len({a.actor_id for a in actors}) == 40
     assert hook.get_actor(actors[5].actor_id).raw == actors[5].raw
-    session = next(iter(hook.iter_sessions(*window, has_alerts=False)))
+    session = next(iter(hook.iter_sessions(*window)))
     events = list(hook.iter_session_events(session.session_id))
     assert events and {e.user["actorId"] for e in events} == {session.actor_id}
     assert hook.get_session(session.session_id).session_id == session.session_id
 
 
 def test_429_with_retry_after_is_honoured(make_hook, clean_sandbox, window):
-    baseline = _ids_of(make_hook().iter_sessions(*window, has_alerts=False))
+    baseline = _ids_of(make_hook().iter_sessions(*window))
     clean_sandbox.set_faults(fail_429_every=3, retry_after=1)
     hook = make_hook()
     started = time.monotonic()
-    assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
+    assert _ids_of(hook.iter_sessions(*window)) == baseline
     assert hook.stats.n_429 >= 1 and hook.stats.retries == hook.stats.n_429
     assert time.monotonic() - started >= hook.stats.n_429 * 1.0  # waited what Retry-After asked
 
 
 def test_5xx_burst_dropped_connections_and_truncated_pages_are_survived(make_hook, clean_sandbox, window):
-    baseline = _ids_of(make_hook().iter_sessions(*window, has_alerts=False))
+    baseline = _ids_of(make_hook().iter_sessions(*window))
     clean_sandbox.set_faults(fail_next=[503, 500, 502], drop_next=0)
     hook = make_hook()
-    assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
+    assert _ids_of(hook.iter_sessions(*window)) == baseline
     assert hook.stats.n_5xx == 3 and hook.stats.retries == 3
     clean_sandbox.set_faults(drop_next=2)
     hook = make_hook()
-    assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
+    assert _ids_of(hook.iter_sessions(*window)) == baseline
     assert hook.stats.retries == 2
     clean_sandbox.set_faults(malformed_every=2)
     hook = make_hook()
-    assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
+    assert _ids_of(hook.iter_sessions(*window)) == baseline
     assert hook.stats.retries >= 1
 
 
 def test_permanent_faults_fail_with_endpoint_page_and_cause(make_hook, clean_sandbox, window):
     clean_sandbox.set_faults(malformed_every=1)
     with pytest.raises(Code42PayloadError, match=r"/v1/sessions page 0: .*not valid JSON"):
-        list(make_hook(max_retries=2).iter_sessions(*window, has_alerts=False))
+        list(make_hook(max_retries=2).iter_sessions(*window))
     clean_sandbox.set_faults(malformed_every=0, missing_key_every=2)
     with pytest.raises(Code42PayloadError, match=r"/v1/sessions page \d+: unexpected response: item 0 is not a valid Session: lastUpdated: Field required"):
-        list(make_hook().iter_sessions(*window, has_alerts=False))
+        list(make_hook().iter_sessions(*window))
     clean_sandbox.set_faults(missing_key_every=0, fail_next=[503] * 4)
     with pytest.raises(Code42ApiError, match=r"GET /v1/sessions page 0: HTTP 503: still failing after 3 retries"):
-        list(make_hook(max_retries=3).iter_sessions(*window, has_alerts=False))
+        list(make_hook(max_retries=3).iter_sessions(*window))
 
 
 def test_token_refreshes_before_expiry_and_once_on_401(make_hook, clean_sandbox, window):
-    baseline = _ids_of(make_hook().iter_sessions(*window, has_alerts=False))
+    baseline = _ids_of(make_hook().iter_sessions(*window))
     clean_sandbox.set_faults(token_ttl=1, latency_ms=120)
     hook = make_hook(pages_in_flight=1)
     hook.SESSIONS_PAGE_SIZE = 10  # 15 pages of 120 ms one by one: the 1 s token expires while paging
-    assert _ids_of(hook.iter_sessions(*window, has_alerts=False)) == baseline
+    assert _ids_of(hook.iter_sessions(*window)) == baseline
     assert hook.stats.token_fetches >= 2  # refreshed mid-paging, before the server refused it
 
     clean_sandbox.set_faults(token_ttl=900, latency_ms=0)
     hook = make_hook()
-    pages = hook.iter_sessions(*window, has_alerts=False)
+    pages = hook.iter_sessions(*window)
     got = [next(pages).session_id]
     clean_sandbox.revoke_tokens()  # the cached token is now refused: 401, new token, same request again
     got += [s.session_id for s in pages]
@@ -148,7 +156,7 @@ def test_client_throttle_holds_the_rate(make_hook, clean_sandbox, window):
     hook = make_hook(rate_limit_per_minute=120)
     hook.SESSIONS_PAGE_SIZE = 5
     started = time.monotonic()
-    sessions = list(hook.iter_sessions(window[0], window[0] + timedelta(hours=12), has_alerts=False))
+    sessions = list(hook.iter_sessions(window[0], window[0] + timedelta(hours=12)))
     elapsed = time.monotonic() - started
     assert hook.stats.requests >= 4
     assert elapsed >= (hook.stats.requests - 1) * 0.5 * 0.95  # 120/min = one request per 0.5 s
@@ -181,7 +189,7 @@ def test_secrets_and_tokens_never_reach_logs(make_hook, clean_sandbox, window, c
     caplog.set_level(logging.DEBUG)
     clean_sandbox.set_faults(fail_429_every=4, retry_after=1, fail_next=[503])
     hook = make_hook(secret=None)
-    list(hook.iter_sessions(*window, has_alerts=False))
+    list(hook.iter_sessions(*window))
     clean_sandbox.revoke_tokens()
     list(hook.iter_alerts(*window))
     token = hook.session.auth.token()

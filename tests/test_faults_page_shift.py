@@ -197,6 +197,6 @@ def test_sessions_listing_asks_for_an_explicit_ascending_order(shift_sandbox, mo
 
     hook._request_json = spy
     end = datetime(2026, 10, 30, tzinfo=UTC)
-    list(hook.iter_sessions(end - timedelta(hours=1), end, has_alerts=False))
-    list(hook.iter_sessions(end - timedelta(hours=1), end, has_alerts=False, sort_direction="desc"))
+    list(hook.iter_sessions(end - timedelta(hours=1), end))
+    list(hook.iter_sessions(end - timedelta(hours=1), end, sort_direction="desc"))
     assert sent[0]["sort_direction"] == "asc" and sent[-1]["sort_direction"] == "desc"

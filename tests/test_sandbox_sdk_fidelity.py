@@ -107,10 +107,10 @@ def test_client_authenticates_and_reads_the_tenant_from_the_jwt(client, sandbox)
 def test_sessions_iter_get_page_details_and_events(client, sandbox):
     start, end = sandbox.anchor - timedelta(days=2), sandbox.anchor
     alerted = list(client.sessions.v1.iter_all(start_time=start, end_time=end))  # has_alerts=True by default
-    everyone = list(client.sessions.v1.iter_all(start_time=start, end_time=end, has_alerts=False))
+    everyone = list(client.sessions.v1.iter_all(start_time=start, end_time=end))
     assert 50 < len(alerted) < len(everyone) and all(s.triggered_alerts for s in alerted)
     assert [s.begin_time for s in everyone] == sorted(s.begin_time for s in everyone)
-    page = client.sessions.v1.get_page(start_time=start, end_time=end, has_alerts=False, page_num=1)  # 0-based
+    page = client.sessions.v1.get_page(start_time=start, end_time=end, page_num=1)  # 0-based
     assert page.total_count == len(everyone) and [s.session_id for s in page.items] == \
         [s.session_id for s in everyone[50:100]]
     picked = client.sessions.v1.get_page(start_time=start, end_time=end, has_alerts=False,

@@ -7,7 +7,12 @@ Base URL rule and its endpoints: generators that hide paging and yield validated
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +27,7 @@ from code42_hook.urls import normalize_base_url
 
 Code42Settings = ApiSettings  # the connection extras (see ApiSettings)
 __all__ = ["Code42Hook", "Code42Settings", "HookStats"]
+log = logging.getLogger(__name__)
 
 
 class Code42Hook(JsonApiHook):
@@ -34,7 +40,9 @@ class Code42Hook(JsonApiHook):
     api_name = "Code42"
     default_rate_limit_per_minute = 120.0  # Code42's documented limit per API client
 
-    SESSIONS_PAGE_SIZE = 50
+    SESSIONS_PAGE_SIZE = 50  # the API's maximum
+    # A begin-time sub-window is cut to hold about this share of a page, so most fit one page.
+    SESSIONS_WINDOW_FILL = 0.8
     ALERTS_PAGE_SIZE = 500
     ALERT_RULES_PAGE_SIZE = 100
     ACTORS_PAGE_SIZE = 500
@@ -70,18 +78,89 @@ class Code42Hook(JsonApiHook):
         self.stats.token_fetches += 1
 
     # --- endpoints -----------------------------------------------------------------------------
-    def iter_sessions(self, start: datetime, end: datetime, **filters: Any) -> Iterator[Session]:
-        """Sessions that began in [start, end); filters are the API's query parameters
-        (``actor_id``, ``has_alerts``, ``states``, ``severities``, ``rule_id``, ``watchlist_id``,
-        ``risk_indicators``, ``content_inspection_status``, ``order_by``, ``sort_direction``)."""
+    def iter_sessions(self, start: datetime, end: datetime, *, has_alerts: bool | None = None,
+                      **filters: Any) -> Iterator[Session]:
+        """Sessions that began in [start, end).
+
+        ``GET /v1/sessions`` splits them into two listings: ``has_alerts=true`` (the API's default)
+        holds only sessions with an alert, ``has_alerts=false`` only those without. With
+        ``has_alerts`` None (the default here) both are read, the ``false`` listing first: a session
+        that gains its first alert while the window is read moves from the listing read first into
+        the one read next, so it is read once or twice (the later copy the newer), never missed.
+        Alerts are never taken back, so nothing moves the other way.
+
+        The listing is ordered by end time (or score), and both move while it is read (an open
+        session's end time grows; sessions gain alerts and leave the ``false`` listing), so paging it
+        by page number skips some sessions and reads others twice. It is never paged: the window is
+        cut by begin time, which never changes, into sub-windows that each fit in one page (one
+        answer is one consistent snapshot). The first answer's ``totalCount`` says how many pieces to
+        cut; a piece that still holds more than a page is cut again. Up to ``pages_in_flight`` pieces
+        are read at once, all through the throttle.
+
+        ``filters`` are the API's other query parameters (``actor_id``, ``states``, ``severities``,
+        ``rule_id``, ``watchlist_id``, ``risk_indicators``, ``content_inspection_status``). With
+        ``order_by`` (``end_time`` | ``score``) and/or ``sort_direction`` (``ASC`` | ``DESC``) the
+        caller asks for a ranking: each listing is then paged by page number in that order, with
+        the caveat above.
+        """
+        lo, hi = _epoch_ms(start, "start"), _epoch_ms(end, "end")
+        params = _session_filters(filters)
+        listings = (False, True) if has_alerts is None else (bool(has_alerts),)
+        for alerted in listings:
+            listing = {**params, "has_alerts": str(alerted).lower()}
+            if "order_by" in params or "sort_direction" in params:
+                yield from self._ranked_sessions(lo, hi, listing)
+            else:
+                yield from self._sessions_by_begin_time(lo, hi, listing)
+
+    def _ranked_sessions(self, lo: int, hi: int, params: dict[str, Any]) -> Iterator[Session]:
         endpoint, size = "/v1/sessions", self.SESSIONS_PAGE_SIZE
-        # Ascending unless the caller says otherwise: the API's default is descending, where every
-        # session that arrives while we page lands on page 0 and shifts the rest (read twice).
-        params = {"on_or_after": _epoch_ms(start, "start"), "before": _epoch_ms(end, "end"), "page_size": size,
-                  "sort_direction": "asc", **_session_filters(filters)}
+        params = {**params, "on_or_after": lo, "before": hi, "page_size": size}
         yield from self._paged(Session, endpoint, size, items_key="items", request=lambda page: self._request_json(
-            "GET", endpoint, page=page, params={**params, "page_number": page}),
-            grows_at_end=None if "order_by" in filters else (lambda s: s.session_id))
+            "GET", endpoint, page=page, params={**params, "page_number": page}))
+
+    def _sessions_by_begin_time(self, lo: int, hi: int, params: dict[str, Any]) -> Iterator[Session]:
+        """One listing of [lo, hi), read as begin-time sub-windows of one page each (see
+        ``iter_sessions``); yields each sub-window's sessions as its answer arrives, in window order."""
+        endpoint, size = "/v1/sessions", self.SESSIONS_PAGE_SIZE
+        target = max(1, int(size * self.SESSIONS_WINDOW_FILL))
+
+        def request(window: tuple[int, int]) -> Any:
+            a, b = window
+            return self._request_json("GET", endpoint, page=0, params={
+                **params, "on_or_after": a, "before": b, "page_size": size, "page_number": 0})
+
+        todo: deque[tuple[int, int]] = deque([(lo, hi)])  # still to read, in begin-time order
+        running: deque[tuple[tuple[int, int], Future]] = deque()
+        abandoned = threading.Event()
+        in_flight = max(1, self.settings.pages_in_flight)
+        pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"{self.api_name}-sessions")
+        try:
+            while todo or running:
+                while todo and len(running) < in_flight:
+                    window = todo.popleft()
+                    running.append((window, pool.submit(self._prefetch, abandoned, request, window)))
+                window, future = running.popleft()
+                body = future.result()
+                items = self._field(body, "items", endpoint, 0)
+                total = self._field(body, "totalCount", endpoint, 0)
+                if not isinstance(total, int) or not isinstance(items, list):
+                    raise Code42PayloadError(endpoint, 0, f"totalCount {total!r} / items are not a count and a list")
+                if len(items) >= total:  # the whole sub-window in one answer
+                    yield from self._records(Session, items, endpoint, 0)
+                    continue
+                a, b = window
+                if b - a <= 1:  # more than a page of sessions began in one millisecond: rank them
+                    log.warning("Code42 sessions: %d began at %d ms; paging them by end time", total, a)
+                    yield from self._ranked_sessions(a, b, {**params, "order_by": "end_time",
+                                                            "sort_direction": "ASC"})
+                    continue
+                # Cut it into pieces of about ``target`` sessions (if they are spread evenly), read
+                # before the windows after it; the pieces' own totals say if one needs cutting again.
+                todo.extendleft(reversed(_cut(a, b, math.ceil(total / target))))
+        finally:  # done, failed or closed early: pieces in flight are not retried or waited for
+            abandoned.set()
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def iter_alerts(self, start: datetime, end: datetime) -> Iterator[Alert]:
         """Alerts created in [start, end) (the API's range is inclusive: the end is trimmed here)."""
@@ -94,10 +173,17 @@ class Code42Hook(JsonApiHook):
                 {"term": "CreatedAt", "operator": "ON_OR_AFTER", "value": _iso(start)},
                 {"term": "CreatedAt", "operator": "ON_OR_BEFORE", "value": _iso(end)},
             ]}],
-            "pgSize": size, "srtDirection": "asc", "srtKey": "CreatedAt",
+            "pgSize": size, "srtDirection": "ASC", "srtKey": "CreatedAt",
         }
-        alerts = self._paged(Alert, endpoint, size, items_key="alerts", request=lambda page: self._request_json(
-            "POST", endpoint, page=page, json={**query, "pgNum": page}), grows_at_end=lambda a: a.id)
+
+        def request(page: int) -> Any:
+            body = self._request_json("POST", endpoint, page=page, json={**query, "pgNum": page})
+            problems = body.get("problems") if isinstance(body, dict) else None
+            if problems:  # a 200 that says the query could not run as asked: never "no alerts"
+                raise Code42PayloadError(endpoint, page, f"the query has problems: {_problems_text(problems)}")
+            return body
+
+        alerts = self._paged(Alert, endpoint, size, items_key="alerts", request=request, grows_at_end=lambda a: a.id)
         yield from (a for a in alerts if start <= a.created_at < end)
 
     def iter_alert_rules(self) -> Iterator[AlertRule]:
@@ -148,7 +234,7 @@ class Code42Hook(JsonApiHook):
                 "on_or_after": 0, "before": _epoch_ms(datetime.now(UTC), "now"), "page_size": 1, "page_number": 0})),
             ('"Alerts and Sessions"', lambda: self._request_json("POST", "/v1/alerts/query-alerts", json={
                 "tenantId": tenant, "groupClause": "AND", "groups": [], "pgNum": 0, "pgSize": 1,
-                "srtDirection": "asc", "srtKey": "CreatedAt"})),
+                "srtDirection": "ASC", "srtKey": "CreatedAt"})),
         )
         for permission, check in checks:
             try:
@@ -176,8 +262,22 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+def _cut(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:
+    """[lo, hi) cut into ``pieces`` (at least 2, at most one per millisecond) of equal length."""
+    pieces = max(2, min(pieces, hi - lo))
+    bounds = [lo + (hi - lo) * k // pieces for k in range(pieces)] + [hi]
+    return list(zip(bounds, bounds[1:], strict=False))
+
+
+def _problems_text(problems: Any) -> str:
+    if not isinstance(problems, list):
+        return str(problems)[:200]
+    return "; ".join(str(p.get("description") or p.get("type") or p) if isinstance(p, dict) else str(p)
+                     for p in problems[:3])[:300]
+
+
 _FILTER_PARAMS = {
-    "actor_id": "actor_id", "has_alerts": "has_alerts", "states": "state", "severities": "severity",
+    "actor_id": "actor_id", "states": "state", "severities": "severity",
     "rule_id": "rule_id", "watchlist_id": "watchlist_id", "risk_indicators": "risk_indicators",
     "content_inspection_status": "content_inspection_status", "order_by": "order_by",
     "sort_direction": "sort_direction",
@@ -192,7 +292,9 @@ def _session_filters(filters: dict[str, Any]) -> dict[str, Any]:
     for name, value in filters.items():
         if value is None:
             continue
-        if isinstance(value, bool):
-            value = str(value).lower()
+        if name == "sort_direction":
+            value = str(value).upper()  # the API's enum is ASC / DESC
+            if value not in ("ASC", "DESC"):
+                raise ValueError(f"iter_sessions: sort_direction must be ASC or DESC, got {filters[name]!r}")
         params[_FILTER_PARAMS[name]] = value
     return params

@@ -102,6 +102,7 @@ class KnowBe4Hook(JsonApiHook):
     default_rate_limit_per_minute = 180.0  # "a few requests per second"
 
     USERS_PAGE_SIZE = 500
+    GROUPS_PAGE_SIZE = 500  # KnowBe4 pages every listing: 100 per page by default, 500 at most
 
     def __init__(self, knowbe4_conn_id: str = default_conn_name, *, limiter: RateLimiter | None = None) -> None:
         super().__init__(knowbe4_conn_id, auth_type=None, limiter=limiter)
@@ -127,8 +128,11 @@ class KnowBe4Hook(JsonApiHook):
                                                                        params={**params, "page": page}))
 
     def iter_groups(self) -> Iterator[KsatGroup]:
-        endpoint = "/v1/groups"
-        yield from self._records(KsatGroup, self._request_json("GET", endpoint), endpoint, None)
+        """Every group, page by page like the users (a single request would stop at the first 100)."""
+        endpoint, size = "/v1/groups", self.GROUPS_PAGE_SIZE
+        yield from self._paged(KsatGroup, endpoint, size, items_key=None, first_page=1,
+                               request=lambda page: self._request_json("GET", endpoint, page=page,
+                                                                       params={"page": page, "per_page": size}))
 
     def test_connection(self) -> tuple[bool, str]:
         try:

@@ -100,9 +100,9 @@ def queue_for_detection(conn: Connection, tenant_id: str, subject_type: str, ids
 
 SESSIONS = Stream(
     name="sessions",
-    # has_alerts=False: every session in the window, not only those that already raised an
-    # alert (alerts arrive late, and risk-based detection rules look at sessions without one).
-    fetch=lambda client, start, end: _raw(client.iter_sessions(start, end, has_alerts=False)),
+    # Every session in the window: both of the API's listings (has_alerts true and false), since
+    # alerts arrive late and risk-based detection rules look at sessions without one.
+    fetch=lambda client, start, end: _raw(client.iter_sessions(start, end)),
     record_id=lambda item: str(item["sessionId"]),
     cursor=lambda item: from_epoch_ms(item.get("lastUpdated")),
     load_batch=load_sessions,

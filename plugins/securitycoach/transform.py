@@ -36,7 +36,8 @@ def session_rows(tenant_id: str, item: dict) -> tuple[Row, list[Row], list[Row]]
         "end_time": from_epoch_ms(item.get("endTime")),
         "first_observed": from_epoch_ms(item.get("firstObserved")),
         "last_updated": from_epoch_ms(item["lastUpdated"]),
-        "state": state.get("state"),
+        # ``state`` is deprecated for ``stateV2`` (the SDK's model); the SQL load does the same.
+        "state": state["stateV2"] if state.get("stateV2") is not None else state.get("state"),
         "risk_score": score.get("score"),
         "severity": score.get("severity"),
         "no_risk_events": item.get("noRiskEvents"),

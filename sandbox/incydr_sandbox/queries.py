@@ -1,8 +1,14 @@
 """Query semantics of ``GET /v1/sessions`` and ``POST /v1/alerts/query-alerts`` over the lazy tenant.
 
 A query first narrows the session index range by time (arithmetic on begin times), then scans
-only that range when a filter or an ordering needs per-session facts; the matches of a query are
+that range for the per-session facts its filters and its order need; the matches of a query are
 cached by ``SandboxState.queries`` so paging through them does not rescan.
+
+``GET /v1/sessions`` as Code42 documents it (OpenAPI ``/v1/sessions``; the incydr SDK's
+``sessions.v1.get_page``): ``has_alerts`` "Defaults to 'true'" and filters both ways (``false``:
+only sessions without a visible alert); with no ``order_by`` "results are ordered by end time",
+``sort_direction`` is ``ASC`` or ``DESC`` and "If not provided, results are sorted descending".
+A session still gaining events has an endTime that grows with the clock, so that order moves.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from datetime import UTC, datetime
 from incydr_sandbox.config import DAY_MS
 from incydr_sandbox.errors import ApiError
 from incydr_sandbox.rand import iso_ms
-from incydr_sandbox.tenant import MAX_ALERT_DELAY_MS, SessionPlan, Tenant
+from incydr_sandbox.tenant import MAX_ALERT_DELAY_MS, MAX_LATE_MS, SessionPlan, Tenant
 from incydr_sandbox.tenant import catalog as c
 
 SESSION_STATES = frozenset({"OPEN", "IN_PROGRESS", "OPEN_NEW_DATA", "CLOSED", "CLOSED_TP", "CLOSED_TP_BENIGN",
@@ -36,8 +42,8 @@ class SessionQuery:
     risk_indicators: frozenset[str] = frozenset()
     inspection: frozenset[str] = frozenset()
     type: str | None = None
-    order_by: str | None = None  # None: beginTime, then sessionId
-    descending: bool = False
+    order_by: str | None = None  # None: end time (the API's default), then sessionId
+    descending: bool = True
 
     def __post_init__(self) -> None:
         bad_states = self.states - SESSION_STATES
@@ -50,15 +56,12 @@ class SessionQuery:
         if self.order_by not in (None, "end_time", "score"):
             raise ApiError(400, "Bad Request", "order_by must be end_time or score")
 
-    @property
-    def needs_scan(self) -> bool:
-        return bool(self.has_alerts or self.actor_id or self.states or self.severities or self.rule_ids
-                    or self.watchlist_ids or self.risk_indicators or self.inspection or self.type or self.order_by)
-
     def matches(self, tenant: Tenant, p: SessionPlan, clock: int) -> bool:
+        if p.observed > clock:
+            return False  # not observed yet (a late session of an offline device)
         if self.actor_id is not None and p.actor.actor_id != self.actor_id:
             return False
-        if self.has_alerts and not p.alerts_visible(clock):
+        if self.has_alerts != (p.alerts_visible(clock) > 0):
             return False
         if self.type is not None and p.type != self.type:
             return False
@@ -79,19 +82,16 @@ class SessionQuery:
         return not (self.inspection and p.inspection_status(clock) not in self.inspection)
 
 
-def session_indices(tenant: Tenant, query: SessionQuery, clock: int) -> range | array:
+def session_indices(tenant: Tenant, query: SessionQuery, clock: int) -> array:
     """Indices of the matching sessions, in answer order."""
     indices = tenant.index_range(query.on_or_after, query.before, clock)
-    if not query.needs_scan:
-        return indices[::-1] if query.descending else indices
     matched = [i for i in indices if query.matches(tenant, tenant.plan(i), clock)]
-    if query.order_by == "end_time":
-        matched.sort(key=lambda i: (tenant.plan(i).end, tenant.plan(i).session_id), reverse=query.descending)
-    elif query.order_by == "score":
+    if query.order_by == "score":
         matched.sort(key=lambda i: (tenant.plan(i).score_at(clock), tenant.plan(i).session_id),
                      reverse=query.descending)
-    elif query.descending:
-        matched.reverse()
+    else:  # end_time, the default
+        matched.sort(key=lambda i: (tenant.plan(i).end_at(clock), tenant.plan(i).session_id),
+                     reverse=query.descending)
     return array("q", matched)
 
 
@@ -182,10 +182,13 @@ class AlertQuery:
         sort_key = body.get("srtKey") or "CreatedAt"
         if sort_key not in _FIELDS:
             problems.append({"type": "IllegalValue", "badFilter": None, "description": f"cannot sort by {sort_key!r}"})
+        direction = body.get("srtDirection") or "ASC"  # the OpenAPI enum ASC / DESC, default ASC
+        if direction not in ("ASC", "DESC"):
+            problems.append({"type": "IllegalValue", "badFilter": None,
+                             "description": f"srtDirection must be ASC or DESC, got {direction!r}"})
         if problems:
             raise ApiError(400, "Bad Request", "the alert query has problems", {"problems": problems})
-        return cls(str(body.get("groupClause", "AND")).upper(), tuple(groups), sort_key,
-                   str(body.get("srtDirection", "DESC")).lower() == "desc")
+        return cls(str(body.get("groupClause", "AND")).upper(), tuple(groups), sort_key, direction == "DESC")
 
     def test(self, alert: dict) -> bool:
         results = []
@@ -224,8 +227,10 @@ class AlertQuery:
 def alert_keys(tenant: Tenant, query: AlertQuery, clock: int) -> list[tuple[int, int]]:
     """(session index, rule slot) of every matching alert visible at ``clock``, in answer order."""
     lo, hi = query.created_bounds()
-    indices = tenant.index_range(lo - MAX_ALERT_DELAY_MS if lo is not None else None,
-                                 hi + 1 if hi is not None else None, clock)
+    earliest = lo - MAX_ALERT_DELAY_MS if lo is not None else None
+    indices = list(tenant.index_range(earliest, hi + 1 if hi is not None else None, clock))
+    if earliest is not None:  # late sessions raise their alerts once observed, days after they began
+        indices = tenant.late_indices(earliest - MAX_LATE_MS, earliest, clock) + indices
     slots = {rule.key: k for k, rule in enumerate(c.RULES)}
     found = []
     for i in indices:

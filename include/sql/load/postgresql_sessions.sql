@@ -54,7 +54,7 @@ SELECT :tenant_id, ch.session_id, p ->> 'actorId', p ->> 'actorName', p ->> 'use
        timestamptz 'epoch' + (p ->> 'endTime')::float8 * interval '1 millisecond',
        timestamptz 'epoch' + (p ->> 'firstObserved')::float8 * interval '1 millisecond',
        ch.last_updated,
-       st.e ->> 'state', (sc.e ->> 'score')::numeric::int, (sc.e ->> 'severity')::numeric::int,
+       COALESCE(st.e ->> 'stateV2', st.e ->> 'state'), (sc.e ->> 'score')::numeric::int, (sc.e ->> 'severity')::numeric::int,
        (p ->> 'noRiskEvents')::numeric::int, (p ->> 'lowEvents')::numeric::int,
        (p ->> 'moderateEvents')::numeric::int, (p ->> 'highEvents')::numeric::int,
        (p ->> 'criticalEvents')::numeric::int, p ->> 'contextSummary', p ->> 'exfiltrationSummary', p

@@ -51,7 +51,7 @@ def health(state: State) -> dict:
     return {"ok": True, "tenantId": tenant.tenant_id, "seed": cfg.seed, "anchor_ms": cfg.anchor_ms,
             "anchor": iso_ms(cfg.anchor_ms), "clock_ms": clock, "clock": iso_ms(clock),
             "span_start_ms": cfg.span_start_ms, "days": cfg.days, "sessions": cfg.sessions, "actors": cfg.actors,
-            "sessions_visible": tenant.visible_end(clock), "ksat_users": len(tenant.directory.ksat_users),
+            "sessions_begun": tenant.visible_end(clock), "ksat_users": len(tenant.directory.ksat_users),
             "client_id": DEFAULT_CLIENT_ID, "smtp_port": state.sinks.smtp_port}
 
 

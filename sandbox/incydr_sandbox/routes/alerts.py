@@ -68,17 +68,17 @@ async def query_details(state: State, request: Request):
         if alert is None:
             continue
         plan = found[0]
-        events = tenant.file_events(plan)
+        events = tenant.file_events(plan, clock)
         observation = {"type$": "OBSERVED_ENDPOINT_ACTIVITY", "id": uuid_for(tenant.seed, "observation", alert_id),
                        "sources": [plan.vector.observer], "fileCount": len(events),
                        "totalFileSize": sum(e["file"]["sizeInBytes"] for e in events),
-                       "firstActivityAt": iso_ms(plan.begin), "lastActivityAt": iso_ms(plan.end)}
+                       "firstActivityAt": iso_ms(plan.begin), "lastActivityAt": iso_ms(plan.end_at(clock))}
         closing = next((ch for ch in reversed(plan.changes) if ch.at <= clock), None)
         note = None
         if closing is not None and alert["state"] == "RESOLVED":
             note = {"id": uuid_for(tenant.seed, "alert-note", alert_id), "lastModifiedAt": iso_ms(closing.at),
                     "lastModifiedBy": alert["stateLastModifiedBy"], "message": closing.note}
         details.append({**alert, "observations": [{
-            "id": observation["id"], "observedAt": iso_ms(plan.begin), "lastObservedAt": iso_ms(plan.end),
+            "id": observation["id"], "observedAt": iso_ms(plan.begin), "lastObservedAt": iso_ms(plan.end_at(clock)),
             "type": "FedEndpointExfiltration", "data": json.dumps(observation)}], "note": note})
     return {"type$": "ALERT_DETAILS_RESPONSE", "alerts": details}

@@ -14,7 +14,8 @@ from incydr_sandbox.queries import SessionQuery, session_indices
 from incydr_sandbox.routes import State, page_slice
 from incydr_sandbox.state import SandboxState
 
-MAX_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 50  # "Max of '50'"
+DEFAULT_PAGE_SIZE = 10  # the OpenAPI file's default
 router = APIRouter(dependencies=[Depends(permission(ALERTS_SESSIONS_READ))])
 Many = Annotated[list[str] | None, Query()]
 
@@ -40,28 +41,25 @@ def list_sessions(
     content_inspection_status: Many = None,
     type: str | None = None,
     order_by: str | None = None,
-    sort_direction: str = "asc",
+    sort_direction: str = "DESC",
     page_number: int = 0,
-    page_size: int = MAX_PAGE_SIZE,
+    page_size: int = DEFAULT_PAGE_SIZE,
 ):
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ApiError(400, "Bad Request", f"page_size must be between 1 and {MAX_PAGE_SIZE}")
     if page_number < 0:
         raise ApiError(400, "Bad Request", "page_number is 0-based and must not be negative")
-    if sort_direction.lower() not in ("asc", "desc"):
-        raise ApiError(400, "Bad Request", "sort_direction must be asc or desc")
+    if sort_direction not in ("ASC", "DESC"):  # the OpenAPI enum: upper case only
+        raise ApiError(400, "Bad Request", f"sort_direction must be ASC or DESC, got {sort_direction!r}")
     query = SessionQuery(
         on_or_after=on_or_after, before=before, actor_id=actor_id, has_alerts=_flag("has_alerts", has_alerts),
         states=frozenset(state_ or ()), severities=frozenset(severity or ()), rule_ids=frozenset(rule_id or ()),
         watchlist_ids=frozenset(watchlist_id or ()), risk_indicators=frozenset(risk_indicators or ()),
         inspection=frozenset(content_inspection_status or ()), type=type, order_by=order_by,
-        descending=sort_direction.lower() == "desc",
+        descending=sort_direction == "DESC",
     )
     tenant, clock = state.tenant, state.page_clock()
-    if query.needs_scan:
-        indices = state.queries.get(("sessions", query, clock), lambda: session_indices(tenant, query, clock))
-    else:
-        indices = session_indices(tenant, query, clock)
+    indices = state.queries.get(("sessions", query, clock), lambda: session_indices(tenant, query, clock))
     items = [tenant.session(tenant.plan(i), clock) for i in page_slice(indices, page_number, page_size)]
     return page_response(state, "sessions", {"items": items, "totalCount": len(indices)}, items, clock_moved=True)
 
@@ -84,7 +82,7 @@ def session_events(state: State, session_id: str,
                    page_token: Annotated[str | None, Query(alias="pgToken")] = None):
     """All of the session's file events at once, as the SDK reads them; with ``pgSize`` a page of
     them, and ``nextPgToken`` (an opaque offset) for the next page, ``""`` after the last."""
-    events = state.tenant.file_events(_visible_session(state, session_id))
+    events = state.tenant.file_events(_visible_session(state, session_id), state.clock_ms)
     start = 0
     if page_token:
         if not page_token.startswith("o") or not page_token[1:].isdigit():

@@ -4,7 +4,8 @@ Everything is a pure function of (seed, index, clock). Sessions are never materi
 ``i`` begins at ``span_start + (i + jitter(i)) * slot`` with ``0 <= jitter < 0.9``, so begin times
 grow with ``i``, a time range maps to an index range by arithmetic, and a page is generated on
 demand. Sessions keep coming at the same rate after the anchor, visible once the sandbox clock
-reaches them (``POST /_sandbox/advance``).
+reaches them (``POST /_sandbox/advance``). A few are first observed days after they began (an
+offline device): which ones is a hash of the index too, so a listing finds them without planning.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from incydr_sandbox.rand import indexed_id, parse_indexed_id, rng, unit, uuid_fo
 from incydr_sandbox.tenant import catalog
 from incydr_sandbox.tenant.rules import render_rules
 from incydr_sandbox.tenant.sessions import (
+    LATE_SHARE,
     MAX_ALERT_DELAY_MS,
+    MAX_LATE_MS,
+    MIN_LATE_MS,
     OBSERVE_LAG_MS,
     SessionPlan,
     plan_session,
@@ -28,7 +32,7 @@ from incydr_sandbox.tenant.sessions import (
     render_session,
 )
 
-__all__ = ["MAX_ALERT_DELAY_MS", "SessionPlan", "Tenant"]
+__all__ = ["MAX_ALERT_DELAY_MS", "MAX_LATE_MS", "SessionPlan", "Tenant"]
 _RULE_SLOT = {rule.key: k for k, rule in enumerate(catalog.RULES)}
 
 
@@ -76,6 +80,20 @@ class Tenant:
     def begin_time(self, i: int) -> int:
         return self.span_start + int((i + 0.9 * unit(self.seed, "jitter", i)) * self.slot)
 
+    def is_late(self, i: int) -> bool:
+        return unit(self.seed, "late", i) < LATE_SHARE
+
+    def observed_time(self, i: int) -> int:
+        """firstObserved of session ``i``: 2 minutes after it began, or days later for a late one."""
+        if not self.is_late(i):
+            return self.begin_time(i) + OBSERVE_LAG_MS
+        return self.begin_time(i) + MIN_LATE_MS + int(unit(self.seed, "late-by", i) * (MAX_LATE_MS - MIN_LATE_MS))
+
+    def late_indices(self, on_or_after: int, before: int, clock: int) -> list[int]:
+        """The late sessions begun in [on_or_after, before) and observed by ``clock``."""
+        found = self.index_range(on_or_after, before, clock)
+        return [i for i in found if self.is_late(i) and self.observed_time(i) <= clock]
+
     def first_at_or_after(self, t: int) -> int:
         """The smallest index whose session begins at or after ``t`` (begin times grow with the index)."""
         i = max(0, int((t - self.span_start) / self.slot) - 1)
@@ -86,11 +104,13 @@ class Tenant:
         return i
 
     def visible_end(self, clock: int) -> int:
-        """Sessions ``0 .. visible_end(clock) - 1`` have been observed by ``clock``."""
+        """Sessions ``visible_end(clock)`` and later have not been observed by ``clock`` (of those
+        before it, the late ones are observed only from their ``observed_time``)."""
         return self.first_at_or_after(clock - OBSERVE_LAG_MS + 1)
 
     def index_range(self, on_or_after: int | None, before: int | None, clock: int) -> range:
-        """Indices of the sessions visible at ``clock`` with on_or_after <= beginTime < before."""
+        """Indices of the sessions with on_or_after <= beginTime < before that may be visible at
+        ``clock`` (a late one among them is visible only once ``plan.observed <= clock``)."""
         lo = self.first_at_or_after(on_or_after) if on_or_after is not None else 0
         hi = self.visible_end(clock)
         if before is not None:
@@ -121,8 +141,8 @@ class Tenant:
                 return render_alert(self, plan, rule, created, clock)
         return None
 
-    def file_events(self, plan: SessionPlan) -> list[dict]:
-        return render_file_events(self, plan)
+    def file_events(self, plan: SessionPlan, clock: int) -> list[dict]:
+        return render_file_events(self, plan, clock)
 
     def find_session(self, session_id: str, clock: int) -> SessionPlan | None:
         """The plan of a session visible at ``clock``; its index is in the id, so there is no scan."""
@@ -130,7 +150,7 @@ class Tenant:
         if parsed is None or parsed[1] != 0 or not 0 <= parsed[0] < self.visible_end(clock):
             return None
         plan = self.plan(parsed[0])
-        return plan if plan.session_id == session_id else None
+        return plan if plan.session_id == session_id and plan.observed <= clock else None
 
     def find_alert(self, alert_id: str, clock: int) -> tuple[SessionPlan, int] | None:
         parsed = parse_indexed_id(alert_id)

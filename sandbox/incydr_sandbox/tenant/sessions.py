@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from incydr_sandbox.config import HOUR_MS, MINUTE_MS
+from incydr_sandbox.config import DAY_MS, HOUR_MS, MINUTE_MS
 from incydr_sandbox.identities import Actor
 from incydr_sandbox.rand import indexed_id, iso_ms, rng, uuid_for, weighted
 from incydr_sandbox.tenant import catalog as c
@@ -16,9 +16,14 @@ from incydr_sandbox.tenant import catalog as c
 if TYPE_CHECKING:
     from incydr_sandbox.tenant import Tenant
 
-OBSERVE_LAG_MS = 2 * MINUTE_MS  # a session is visible this long after it begins
+OBSERVE_LAG_MS = 2 * MINUTE_MS  # a session is visible this long after it begins...
+# ...unless its device was offline: this share of sessions is first observed (``firstObserved``)
+# between MIN_LATE_MS and MAX_LATE_MS after it began, when the device reconnects and uploads.
+LATE_SHARE = 0.03
+MIN_LATE_MS, MAX_LATE_MS = 30 * HOUR_MS, 8 * DAY_MS
 MIN_ALERT_DELAY_MS = 15 * MINUTE_MS
-MAX_ALERT_DELAY_MS = 3 * HOUR_MS + len(c.RULES) * 1000  # latest createdAt after beginTime
+# Latest createdAt after beginTime, counted from the moment the session was seen (begin + lag).
+MAX_ALERT_DELAY_MS = 3 * HOUR_MS + len(c.RULES) * 1000
 ALERT_PROBABILITY = 0.86  # of a session that some enabled rule matches
 CLOSED_STATES = (("CLOSED_TP", 0.35), ("CLOSED_FP", 0.25), ("CLOSED_TP_BENIGN", 0.2), ("CLOSED", 0.2))
 SESSION_TYPES = (("STANDARD", 0.98), ("ACCOUNT_TAKE_OVER", 0.02))
@@ -42,7 +47,8 @@ class SessionPlan:
     actor: Actor
     type: str
     begin: int
-    end: int
+    end: int  # of its last event; an open session's endTime grows towards it (``end_at``)
+    observed: int  # firstObserved: when Code42 first saw it (nothing about it is visible before)
     vector: c.Vector
     destination: str
     file_categories: tuple[str, ...]
@@ -56,8 +62,12 @@ class SessionPlan:
     changes: tuple[Change, ...]  # triage and re-opening, in time order
 
     @property
-    def observed(self) -> int:
-        return self.begin + OBSERVE_LAG_MS
+    def late(self) -> bool:
+        return self.observed - self.begin > OBSERVE_LAG_MS
+
+    def end_at(self, clock: int) -> int:
+        """endTime as shown at ``clock``: a session still gaining events ends at the clock."""
+        return min(self.end, max(clock, self.observed))
 
     @property
     def initial_score(self) -> int:
@@ -98,7 +108,9 @@ class SessionPlan:
         return "FOUND" if found else "NOT_FOUND"
 
     def last_updated(self, clock: int) -> int:
-        times = [self.observed, self.scored_at, *self.alert_times(), *(ch.at for ch in self.changes)]
+        """New events (a growing endTime), scoring, alerts, triage and inspection all update it."""
+        times = [self.observed, self.end_at(clock), self.scored_at, *self.alert_times(),
+                 *(ch.at for ch in self.changes)]
         if self.inspection is not None and self.alert_at is not None:
             times.append(self.inspection[0])
         return max(t for t in times if t <= clock)
@@ -108,6 +120,8 @@ def plan_session(tenant: Tenant, i: int) -> SessionPlan:
     seed = tenant.seed
     r = rng(seed, "session", i)
     begin = tenant.begin_time(i)
+    observed = tenant.observed_time(i)
+    seen = observed - OBSERVE_LAG_MS  # what follows (scoring, alerts, triage) starts once it is seen
     actor = tenant.pick_actor(r, begin)
     vector = _pick_vector(r, actor)
     categories = tuple(dict.fromkeys(r.choice(vector.file_categories) for _ in range(r.choice((1, 1, 2)))))
@@ -133,23 +147,23 @@ def plan_session(tenant: Tenant, i: int) -> SessionPlan:
     initial = (vector.indicator, *user_indicators)
     indicators = tuple(dict.fromkeys((vector.indicator, *file_indicators, *user_indicators, *activity)))
     end = begin + r.randint(2, 90) * MINUTE_MS
-    scored_at = begin + r.randint(5, 14) * MINUTE_MS
+    scored_at = seen + r.randint(5, 14) * MINUTE_MS
 
     keys = frozenset(ind.key for ind in indicators)
     final_severity = c.severity_of(sum(ind.weight for ind in indicators))
     matched = tuple(rule for rule in c.RULES if rule.matches(vector, keys, final_severity))
     alerted = bool(matched) and r.random() < ALERT_PROBABILITY
-    alert_at = begin + r.randint(MIN_ALERT_DELAY_MS // 1000, 3 * HOUR_MS // 1000) * 1000 if alerted else None
+    alert_at = seen + r.randint(MIN_ALERT_DELAY_MS // 1000, 3 * HOUR_MS // 1000) * 1000 if alerted else None
     inspection = None
     if alerted:
         found = weighted(r, ((None, 0.6), *((t, 0.1) for t in CONTENT_TYPES)))
         inspection = (alert_at + r.randint(5, 45) * MINUTE_MS, found or ())
     return SessionPlan(
         index=i, session_id=indexed_id(seed, "session", i), actor=actor, type=weighted(r, SESSION_TYPES),
-        begin=begin, end=end, vector=vector, destination=r.choice(vector.destinations), file_categories=categories,
+        begin=begin, end=end, observed=observed, vector=vector, destination=r.choice(vector.destinations), file_categories=categories,
         initial=tuple(dict.fromkeys(initial)), indicators=indicators, scored_at=scored_at,
         n_events=min(25, 1 + int(r.expovariate(1 / 5))), rules=matched if alerted else (), alert_at=alert_at,
-        inspection=inspection, changes=_changes(r, begin, alert_at),
+        inspection=inspection, changes=_changes(r, seen, alert_at),
     )
 
 
@@ -187,7 +201,7 @@ def render_session(tenant: Tenant, p: SessionPlan, clock: int) -> dict:
     """The session as ``GET /v1/sessions`` shows it at ``clock`` (every key present)."""
     seed = tenant.seed
     shown = p.indicators_at(clock)
-    events = event_cores(seed, p)
+    events = [e for e in event_cores(seed, p) if e.at <= clock]
     by_severity = [0] * 5
     counts: dict[str, int] = {}
     for event in events:
@@ -222,7 +236,7 @@ def render_session(tenant: Tenant, p: SessionPlan, clock: int) -> dict:
         "userId": None,
         "type": p.type,
         "beginTime": p.begin,
-        "endTime": p.end,
+        "endTime": p.end_at(clock),
         "firstObserved": p.observed,
         "lastUpdated": p.last_updated(clock),
         "noRiskEvents": by_severity[0],
@@ -310,13 +324,16 @@ def event_cores(seed: int, p: SessionPlan) -> list[EventCore]:
     return out
 
 
-def render_file_events(tenant: Tenant, p: SessionPlan) -> list[dict]:
+def render_file_events(tenant: Tenant, p: SessionPlan, clock: int) -> list[dict]:
+    """The session's file events observed by ``clock`` (an open session keeps gaining them)."""
     seed = tenant.seed
     r = rng(seed, "event-files", p.index)
     user_uid = uuid_for(seed, "user", p.actor.actor_id)
     device = uuid_for(seed, "device", p.actor.actor_id)[:18]
     out = []
     for j, ev in enumerate(event_cores(seed, p)):
+        if ev.at > clock:
+            break  # the random draws of earlier events do not depend on later ones
         ext = r.choice(c.FILE_EXTENSIONS[ev.category])
         real_ext = "exe" if c.FILE_MISMATCH in ev.indicators else ext
         name = f"{r.choice(c.FILE_STEMS)}-{r.randint(1, 999)}.{ext}"
