@@ -71,7 +71,7 @@ def raw_floor(base_url: str, client_id: str, secret: str, start_ms: int, end_ms:
             "tenantId": tenant_id, "groupClause": "AND", "groups": [{"filterClause": "AND", "filters": [
                 {"term": "CreatedAt", "operator": "ON_OR_AFTER", "value": iso(start_ms)},
                 {"term": "CreatedAt", "operator": "ON_OR_BEFORE", "value": iso(end_ms)}]}],
-            "pgNum": page, "pgSize": 500, "srtDirection": "asc", "srtKey": "CreatedAt"}).json()
+            "pgNum": page, "pgSize": 500, "srtDirection": "ASC", "srtKey": "CreatedAt"}).json()
 
     def actors(page):
         return http.get(f"{base_url}/v1/actors/actor/search", timeout=60,

@@ -73,7 +73,7 @@ def served(sandbox, first_start, end) -> dict[str, dict]:
     for page in range(100):
         body = http.post(f"{sandbox.base_url}/v1/alerts/query-alerts", timeout=60, json={
             "tenantId": sandbox.tenant_id, "groupClause": "AND", "groups": [], "pgNum": page, "pgSize": 500,
-            "srtDirection": "asc", "srtKey": "CreatedAt"}).json()
+            "srtDirection": "ASC", "srtKey": "CreatedAt"}).json()
         out["alerts"].update({a["id"]: a for a in body["alerts"]})
         if len(body["alerts"]) < 500:
             break

@@ -82,14 +82,14 @@ class LoadClients:
                         response = http.post(f"{sb.base_url}/v1/alerts/query-alerts", headers=code42,
                                              timeout=(5, 30), json={
                                                  "tenantId": sb.tenant_id, "groupClause": "AND", "groups": [],
-                                                 "pgNum": i % 3, "pgSize": 100, "srtDirection": "desc",
+                                                 "pgNum": i % 3, "pgSize": 100, "srtDirection": "DESC",
                                                  "srtKey": "CreatedAt"})
                     elif kind == 2:
                         response = http.get(f"{sb.base_url}/v1/actors/actor/search", headers=code42,
                                             params={"pageSize": 50}, timeout=(5, 30))
                     elif kind == 3:
                         response = http.get(f"{sb.base_url}/v1/sessions", headers=code42, timeout=(5, 30),
-                                            params={"order_by": "score", "sort_direction": "desc",
+                                            params={"order_by": "score", "sort_direction": "DESC",
                                                     "on_or_after": anchor - 3 * 86_400_000, "before": anchor})
                     else:
                         response = http.get(f"{sb.base_url}/v1/users", headers=ksat, timeout=(5, 30),

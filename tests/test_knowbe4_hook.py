@@ -28,10 +28,20 @@ def test_users_are_paged_until_an_empty_page(monkeypatch, clean_sandbox):
     archived = list(hook.iter_users(status="archived"))
     assert archived and all(u.status == "archived" for u in archived)
     assert hook.stats.pages >= len(users) // 7
-    groups = list(hook.iter_groups())
-    assert "All Users" in {g.name for g in groups}
     with pytest.raises(ValueError, match="status must be"):
         list(hook.iter_users(status="deleted"))
+
+
+def test_groups_are_paged_like_users(monkeypatch, clean_sandbox):
+    """KnowBe4 Reporting API: every listing pages with page (from 1) and per_page (default 100, at
+    most 500); a single GET /v1/groups would hold only the first page."""
+    everything = list(_hook(monkeypatch, clean_sandbox).iter_groups())
+    assert "All Users" in {g.name for g in everything} and len(everything) > 3
+    hook = _hook(monkeypatch, clean_sandbox)
+    hook.GROUPS_PAGE_SIZE = 2
+    groups = list(hook.iter_groups())
+    assert [g.id for g in groups] == [g.id for g in everything]
+    assert hook.stats.pages == len(everything) // 2 + 1  # a short (or empty) page ends the listing
 
 
 def test_faults_are_retried_and_the_key_never_logged(monkeypatch, clean_sandbox, caplog, capfd):
