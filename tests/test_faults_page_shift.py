@@ -1,20 +1,27 @@
-"""Page shift: sessions and alerts appear (and change) while the pipeline pages through a listing.
+"""Page shift: sessions and alerts appear (and change) while the pipeline reads a listing.
 
 The sandbox knob ``advance_per_page_min`` moves the sandbox clock on by M minutes with every page
 it serves. The intervals here reach past the sandbox clock, so sessions begun in them become
-visible *during* the listing, and sessions read earlier change (scores, alerts, triage) before the
-listing ends. Offset paging (``page_number`` x ``page_size``) skips an item when an item before
-the offset disappears or moves behind it, and doubles one when an item is inserted before it.
+visible *during* the listing, and sessions read earlier change (end times, scores, alerts, triage)
+before the listing ends. Offset paging (``page_number`` x ``page_size``) skips an item when an
+item before the offset disappears or moves behind it, and doubles one when an item is inserted
+before it. Sessions are listed by end time (which grows while a session is open) and in two
+listings by alert status (a session leaves ``has_alerts=false`` when its first alert appears), so
+the hook never pages them: it reads begin-time sub-windows of one page each, the ``false`` listing
+first (see ``Code42Hook.iter_sessions``). Alerts are paged ascending by their fixed creation time.
 
 The right comparison. A clean run of the same intervals cannot be the reference: the data
 legitimately depends on the clock at which each page was served (a session read at 10:00 and one
 read at 13:00 are different versions). What must hold, and is checked here exactly:
 
 1. *No item doubled*: every listing yields each id once (counted at the hook, before the
-   warehouse's primary keys could hide a double).
-2. *No item skipped*: every listing yields exactly the items the sandbox lists for its window at
-   the clock of its last page (``C_last``): everything present when the listing ended, including
-   the sessions that arrived while it ran. The warehouse's keys are the union of those sets.
+   warehouse's primary keys could hide a double). A session that gains its first alert between
+   the ``false`` and the ``true`` listing of one window is in each of them once.
+2. *No item skipped*: every alerts listing yields exactly the items the sandbox lists for its
+   window at the clock of its last page (``C_last``), including arrivals. Of a sessions window,
+   the two listings together yield every session visible when its reading began, and nothing the
+   sandbox did not list in that listing at some clock of the read. The warehouse's keys are the
+   union of those sets.
 3. *Nothing torn or foreign*: each warehouse row is exactly the sandbox's rendering of that item
    at the version the row claims (the session's ``lastUpdated``, the alert's state change or
    creation time). The reference warehouse is built by loading those renderings (from the
@@ -62,16 +69,18 @@ class SpyHook(Code42Hook):
         self.listings: list[dict] = []
 
     def _spy(self, stream, start, end, records):
-        listing = {"stream": stream, "start": start, "end": end, "ids": [],
+        listing = {"stream": stream.split(":")[0], "has_alerts": stream.partition(":")[2], "start": start,
+                   "end": end, "ids": [],
                    "clock_before": self.sandbox.stats()["clock_ms"]}
         for record in records:
-            listing["ids"].append(record.raw["sessionId" if stream == "sessions" else "id"])
+            listing["ids"].append(record.raw["sessionId" if stream.startswith("sessions") else "id"])
             yield record
         listing["clock_after"] = self.sandbox.stats()["clock_ms"]
         self.listings.append(listing)
 
-    def iter_sessions(self, start, end, **filters):
-        return self._spy("sessions", start, end, super().iter_sessions(start, end, **filters))
+    def _sessions_by_begin_time(self, lo, hi, params):
+        window = (datetime.fromtimestamp(lo / 1000, UTC), datetime.fromtimestamp(hi / 1000, UTC))
+        return self._spy(f"sessions:{params['has_alerts']}", *window, super()._sessions_by_begin_time(lo, hi, params))
 
     def iter_alerts(self, start, end):
         return self._spy("alerts", start, end, super().iter_alerts(start, end))
@@ -89,17 +98,32 @@ def _tenant(sandbox) -> Tenant:
     return tenant
 
 
-def expected_ids(tenant: Tenant, listing: dict, clock: int) -> list[str]:
-    """What the sandbox lists for the listing's window at ``clock`` (the pipeline's filters)."""
+def expected_ids(tenant: Tenant, listing: dict, clock: int, has_alerts: bool | None = None) -> list[str]:
+    """What the sandbox lists for the listing's window at ``clock`` (the pipeline's filters; for
+    sessions, the listing ``has_alerts``, or both when None)."""
     lo, hi = _ms(listing["start"]), _ms(listing["end"])
-    if listing["stream"] == "sessions":  # has_alerts=false: every session begun in [lo, hi)
-        return [tenant.plan(i).session_id for i in tenant.index_range(lo, hi, clock)]
+    if listing["stream"] == "sessions":
+        plans = [tenant.plan(i) for i in tenant.index_range(lo, hi, clock)]
+        return [p.session_id for p in plans if p.observed <= clock
+                and (has_alerts is None or (p.alerts_visible(clock) > 0) == has_alerts)]
     ids = []  # alerts created in [lo, hi) and at or before the clock
     for i in tenant.index_range(lo - MAX_ALERT_DELAY_MS, hi, clock):
         plan = tenant.plan(i)
         ids += [tenant.alert_id(i, rule) for rule, created in zip(plan.rules, plan.alert_times(), strict=True)
                 if lo <= created < hi and created <= clock]
     return ids
+
+
+def listed_during(tenant: Tenant, session_id: str, has_alerts: bool, first: int, last: int) -> bool:
+    """Did the sandbox list this session in that listing at some clock of [first, last]?"""
+    plan = tenant.find_session(session_id, last)
+    if plan is None:
+        return False
+    since = max(first, plan.observed)
+    alert = plan.alert_times()[0] if plan.alert_times() else None
+    if has_alerts:
+        return alert is not None and max(since, alert) <= last
+    return since <= last and (alert is None or alert > since)
 
 
 def sa_select(*columns):
@@ -151,19 +175,39 @@ def test_sessions_inserted_while_paging_are_neither_skipped_nor_doubled(shift_sa
     sb.set_faults(advance_per_page_min=0)
     tenant = _tenant(sb)
 
-    arrived = doubled = skipped = 0
+    arrived = doubled = skipped = moved_between = 0
     wanted: dict[str, set] = {"sessions": set(), "alerts": set()}
+    sessions_read: dict[tuple, dict] = {}  # (start, end) -> has_alerts -> (ids, first clock, last clock)
     for listing in hook.listings:
         c_first, c_last = listing["clock_before"], listing["clock_after"] - ADVANCE_MIN * 60_000
-        got, want = listing["ids"], expected_ids(tenant, listing, c_last)
+        got = listing["ids"]
         doubled += sum(n - 1 for n in Counter(got).values())
+        assert len(got) == len(set(got)), f"{listing['stream']} doubled while reading"
+        if listing["stream"] == "sessions":
+            sessions_read.setdefault((listing["start"], listing["end"]), {})[listing["has_alerts"]] = \
+                (set(got), c_first, c_last)
+            continue
+        want = expected_ids(tenant, listing, c_last)
         skipped += len(set(want) - set(got))
-        assert len(got) == len(set(got)), f"{listing['stream']} doubled while paging"
-        assert set(got) == set(want), f"{listing['stream']} {listing['start']}..{listing['end']}: " \
+        assert set(got) == set(want), f"alerts {listing['start']}..{listing['end']}: " \
                                       f"{len(set(want) - set(got))} skipped, {len(set(got) - set(want))} foreign"
         arrived += len(set(want) - set(expected_ids(tenant, listing, c_first)))
-        wanted[listing["stream"]] |= set(want)
+        wanted["alerts"] |= set(want)
+    for (start, end), listings in sessions_read.items():
+        (quiet, q_first, q_last), (alerted, a_first, a_last) = listings["false"], listings["true"]
+        window = {"stream": "sessions", "start": start, "end": end}
+        present = set(expected_ids(tenant, window, q_first))  # visible when the window's reading began
+        skipped += len(present - (quiet | alerted))
+        assert present <= quiet | alerted, f"sessions {start}..{end}: {len(present - quiet - alerted)} skipped"
+        # nothing foreign: each listing holds only what it listed at some clock of its read
+        foreign = {i for i in quiet if not listed_during(tenant, i, False, q_first, q_last)} | \
+            {i for i in alerted if not listed_during(tenant, i, True, a_first, a_last)}
+        assert not foreign, f"sessions {start}..{end}: {len(foreign)} never listed there while read"
+        moved_between += len(quiet & alerted)  # gained the first alert between the two listings
+        arrived += len((quiet | alerted) - present)
+        wanted["sessions"] |= quiet | alerted
     assert moved >= 150 and arrived > 20  # the clock really moved and sessions really arrived mid-listing
+    assert moved_between > 0  # sessions really moved from the false listing to the true one
     assert doubled == 0 and skipped == 0
 
     digest = table_digests(engine)
@@ -174,18 +218,17 @@ def test_sessions_inserted_while_paging_are_neither_skipped_nor_doubled(shift_sa
     assert table_digests(reference) == digest  # every row exactly the version it claims, children too
     rows = sum(n for n, _ in digest.values())
     print(f"\n[page shift] runs={len(ends)} listings={len(hook.listings)} clock moved {moved} min, "
-          f"{arrived} items arrived mid-listing; rows compared={rows} lost={skipped} duplicated={doubled}")
+          f"{arrived} items arrived mid-listing, {moved_between} sessions moved between listings; "
+          f"rows compared={rows} lost={skipped} duplicated={doubled}")
     with engine.connect() as conn:
         assert conn.execute(sa_select(t.code42_session.c.tenant_id).distinct()).scalars().all() == [tenant_id]
 
 
-def test_sessions_listing_asks_for_an_explicit_ascending_order(shift_sandbox, monkeypatch):
-    """The real API's default order is end time *descending* (the ``incydr`` SDK documents it):
-    there every session that arrives lands on page 0 and shifts the rest by one, so offset paging
-    reads an item twice per arrival (measured on the sandbox with ``sort_direction="desc"``: 67
-    doubles in 546 sessions; ``order_by=score`` also *skips* 3, as scores change while paging:
-    ``scripts/page_shift_orders.py``). The hook therefore asks for ascending order itself instead
-    of relying on the server's default; a caller's explicit order still wins."""
+def test_sessions_are_read_by_sub_windows_never_by_page_number(shift_sandbox, monkeypatch):
+    """The API lists sessions by end time, descending unless asked (OpenAPI /v1/sessions), and that
+    order moves while it is read; so every request of the sync reads page 0 of a begin-time
+    sub-window, asks no order, and the ``false`` listing comes before the ``true`` one. A caller who
+    asks for a ranking gets it, in the API's own upper-case enum."""
     make_hook(monkeypatch, shift_sandbox, "code42_order")
     hook = Code42Hook("code42_order")
     sent = []
@@ -197,6 +240,11 @@ def test_sessions_listing_asks_for_an_explicit_ascending_order(shift_sandbox, mo
 
     hook._request_json = spy
     end = datetime(2026, 10, 30, tzinfo=UTC)
-    list(hook.iter_sessions(end - timedelta(hours=1), end))
-    list(hook.iter_sessions(end - timedelta(hours=1), end, sort_direction="desc"))
-    assert sent[0]["sort_direction"] == "asc" and sent[-1]["sort_direction"] == "desc"
+    read = list(hook.iter_sessions(end - timedelta(hours=6), end))
+    assert len(read) > 3 * Code42Hook.SESSIONS_PAGE_SIZE and len(sent) > 6
+    assert all(p["page_number"] == 0 and "sort_direction" not in p and "order_by" not in p for p in sent)
+    flags = [p["has_alerts"] for p in sent]
+    assert flags == sorted(flags, key=lambda f: f == "true") and set(flags) == {"false", "true"}
+    sent.clear()
+    list(hook.iter_sessions(end - timedelta(hours=1), end, has_alerts=True, sort_direction="desc"))
+    assert sent and all(p["sort_direction"] == "DESC" and p["has_alerts"] == "true" for p in sent)
