@@ -324,7 +324,7 @@ def test_has_alerts_filters_both_ways_and_every_filter(clean_sandbox, tok, tenan
     everyone = every_session(sb, tok, **window)
     alerted = all_sessions(sb, tok, **window)  # has_alerts defaults to true
     quiet = all_sessions(sb, tok, has_alerts="false", **window)
-    by_id = lambda rows: sorted(rows, key=lambda s: s["sessionId"])  # noqa: E731
+    by_id = lambda rows: sorted(rows, key=lambda s: s["sessionId"])
     assert by_id(alerted) == by_id([s for s in everyone if s["triggeredAlerts"]])
     assert by_id(quiet) == by_id([s for s in everyone if not s["triggeredAlerts"]])
     assert 0.55 < len(alerted) / len(everyone) < 0.8  # about two thirds have alerts
@@ -402,7 +402,7 @@ def test_a_session_moves_to_the_true_listing_when_its_first_alert_is_visible(cle
     soon = [tenant.plan(i) for i in tenant.index_range(ANCHOR_MS - 3 * HOUR_MS, ANCHOR_MS, ANCHOR_MS)
             if tenant.plan(i).alert_at and ANCHOR_MS < tenant.plan(i).alert_at <= ANCHOR_MS + 3 * HOUR_MS]
     assert soon
-    ids = lambda **extra: {s["sessionId"] for s in all_sessions(sb, tok, **window, **extra)}  # noqa: E731
+    ids = lambda **extra: {s["sessionId"] for s in all_sessions(sb, tok, **window, **extra)}
     quiet, alerted = ids(has_alerts="false"), ids()
     assert all(p.session_id in quiet and p.session_id not in alerted for p in soon)
     sb.advance(minutes=3 * 60 + 1)
@@ -420,7 +420,7 @@ def test_late_sessions_are_first_observed_days_after_they_began(clean_sandbox, t
     hidden = next(p for p in late if p.observed > ANCHOR_MS)
     shown = next(p for p in late if p.observed <= ANCHOR_MS)
     assert 30 * HOUR_MS <= hidden.observed - hidden.begin <= 8 * DAY_MS
-    window = lambda p: {"on_or_after": p.begin, "before": p.begin + 1}  # noqa: E731
+    window = lambda p: {"on_or_after": p.begin, "before": p.begin + 1}
     assert [s["firstObserved"] for s in every_session(sb, tok, **window(shown))] == [shown.observed]
     assert every_session(sb, tok, **window(hidden)) == []
     assert get(sb, f"/v1/sessions/{hidden.session_id}", tok).status_code == 404

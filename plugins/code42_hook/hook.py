@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 import requests
@@ -266,7 +267,7 @@ def _cut(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:
     """[lo, hi) cut into ``pieces`` (at least 2, at most one per millisecond) of equal length."""
     pieces = max(2, min(pieces, hi - lo))
     bounds = [lo + (hi - lo) * k // pieces for k in range(pieces)] + [hi]
-    return list(zip(bounds, bounds[1:], strict=False))
+    return list(pairwise(bounds))
 
 
 def _problems_text(problems: Any) -> str:
