@@ -53,16 +53,20 @@ def _conn_env(base_url: str, client_id: str, secret: str, **extra) -> dict[str, 
 # --- the raw floor ------------------------------------------------------------------------------
 def raw_floor(base_url: str, client_id: str, secret: str, start_ms: int, end_ms: int, tenant_id: str,
               in_flight: int, actors_page: int = 500) -> dict:
-    """Page sessions, alerts and actors with ``in_flight`` pages at a time, parse JSON, keep nothing."""
+    """Page sessions (both listings, has_alerts false and true), alerts and actors with ``in_flight``
+    pages at a time by page number (the sandbox's clock stands still here, so nothing moves), parse
+    JSON, keep nothing: the least any client can do."""
     http = requests.Session()
     http.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=max(in_flight, 1)))
     token = http.post(f"{base_url}/v1/oauth", auth=(client_id, secret), timeout=30).json()["access_token"]
     http.headers["Authorization"] = f"Bearer {token}"
 
-    def sessions(page):
-        return http.get(f"{base_url}/v1/sessions", timeout=60, params={
-            "on_or_after": start_ms, "before": end_ms, "has_alerts": "false", "page_size": 50,
-            "page_number": page}).json()
+    def sessions_listing(has_alerts):
+        def sessions(page):
+            return http.get(f"{base_url}/v1/sessions", timeout=60, params={
+                "on_or_after": start_ms, "before": end_ms, "has_alerts": has_alerts, "page_size": 50,
+                "page_number": page}).json()
+        return sessions
 
     iso = lambda ms: datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
@@ -80,7 +84,9 @@ def raw_floor(base_url: str, client_id: str, secret: str, start_ms: int, end_ms:
     counts, requests_made = {}, 0
     started = time.perf_counter()
     with ThreadPoolExecutor(max(in_flight, 1)) as pool:
-        for name, fetch, key, size in (("actors", actors, "actors", actors_page), ("sessions", sessions, "items", 50),
+        for name, fetch, key, size in (("actors", actors, "actors", actors_page),
+                                       ("sessions_quiet", sessions_listing("false"), "items", 50),
+                                       ("sessions_alerted", sessions_listing("true"), "items", 50),
                                        ("alerts", alerts, "alerts", 500)):
             first = fetch(0)
             requests_made += 1
@@ -96,6 +102,7 @@ def raw_floor(base_url: str, client_id: str, secret: str, start_ms: int, end_ms:
                     requests_made += 1
                     items += len(body[key])
             counts[name] = items
+    counts["sessions"] = counts["sessions_quiet"] + counts["sessions_alerted"]
     return {"seconds": time.perf_counter() - started, "requests": requests_made, **counts}
 
 
@@ -219,9 +226,10 @@ def run_cli(sb, start_ms: int, end_ms: int) -> float:
            "INCYDR_API_CLIENT_SECRET": sb.client_secret, "INCYDR_USE_RICH": "false"}
     cli = str(Path(sys.executable).with_name("incydr"))
     started = time.perf_counter()
-    with open(os.devnull, "w") as devnull:
-        subprocess.run([cli, "sessions", "search", "--start", fmt(start_ms), "--end", fmt(end_ms), "--no-alerts",
-                        "--format", "json-lines"], env=env, stdout=devnull, stderr=subprocess.PIPE, check=True)
+    with open(os.devnull, "w") as devnull:  # both listings: sessions with alerts (its default), then without
+        for listing in ([], ["--no-alerts"]):
+            subprocess.run([cli, "sessions", "search", "--start", fmt(start_ms), "--end", fmt(end_ms), *listing,
+                            "--format", "json-lines"], env=env, stdout=devnull, stderr=subprocess.PIPE, check=True)
     return time.perf_counter() - started
 
 
@@ -310,7 +318,8 @@ def main() -> None:
             run_pipeline(sb, start_ms, quarter_ms, False, local, profile_out=profile_out)
             print(f"profile of the pipeline over N: {profile_out}", flush=True)
 
-    min_requests = (math.ceil(raw["sessions"] / Code42Hook.SESSIONS_PAGE_SIZE)
+    min_requests = (math.ceil(raw["sessions_quiet"] / Code42Hook.SESSIONS_PAGE_SIZE)
+                    + math.ceil(raw["sessions_alerted"] / Code42Hook.SESSIONS_PAGE_SIZE)
                     + max(1, math.ceil(raw["alerts"] / Code42Hook.ALERTS_PAGE_SIZE))
                     + math.ceil((raw["actors"] + 1) / Code42Hook.ACTORS_PAGE_SIZE)
                     + 1)  # alert rules: one page
@@ -350,7 +359,7 @@ def main() -> None:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
-    targets = {"pipeline_vs_raw": "<= 1.5", "cli_vs_pipeline": ">= 2", "requests": f"<= {1.02 * min_requests:.0f}",
+    targets = {"pipeline_vs_raw": "<= 1.5", "cli_vs_pipeline": ">= 2", "requests": f"<= {min_requests + 2}",
                "rss_mb_4n": f"<= {1.2 * summary['rss_mb_n']:.1f}", "time_ratio_4n": "<= 4.4",
                "rate_utilization": ">= 0.95", "n_429": "= 0", "hourly_no_new_data_s": "< 2",
                "hourly_no_new_data_cpu_s": "< 2"}

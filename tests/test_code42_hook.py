@@ -89,10 +89,13 @@ def test_rules_actors_and_events(make_hook, window):
     actors = list(hook.iter_actors())
     assert len(actors) == 40 and len({a.actor_id for a in actors}) == 40
     assert hook.get_actor(actors[5].actor_id).raw == actors[5].raw
-    session = next(iter(hook.iter_sessions(*window)))
+    session = next(iter(hook.iter_sessions(*window, has_alerts=True)))
     events = list(hook.iter_session_events(session.session_id))
     assert events and {e.user["actorId"] for e in events} == {session.actor_id}
     assert hook.get_session(session.session_id).session_id == session.session_id
+    quiet = next(iter(hook.iter_sessions(*window, has_alerts=False)))
+    with pytest.raises(Code42ApiError, match="HTTP 404"):  # OpenAPI: no alerts, no alerted-on events
+        list(hook.iter_session_events(quiet.session_id))
 
 
 def test_429_with_retry_after_is_honoured(make_hook, clean_sandbox, window):
@@ -135,9 +138,9 @@ def test_permanent_faults_fail_with_endpoint_page_and_cause(make_hook, clean_san
 
 def test_token_refreshes_before_expiry_and_once_on_401(make_hook, clean_sandbox, window):
     baseline = _ids_of(make_hook().iter_sessions(*window))
-    clean_sandbox.set_faults(token_ttl=1, latency_ms=120)
+    clean_sandbox.set_faults(token_ttl=2, latency_ms=120)
     hook = make_hook(pages_in_flight=1)
-    hook.SESSIONS_PAGE_SIZE = 10  # ~20 answers of 120 ms one by one: the 1 s token expires while reading
+    hook.SESSIONS_PAGE_SIZE = 10  # ~25 answers of 120 ms one by one: the 2 s token expires while reading
     assert sorted(_ids_of(hook.iter_sessions(*window))) == sorted(baseline)
     assert hook.stats.token_fetches >= 2  # refreshed mid-paging, before the server refused it
 

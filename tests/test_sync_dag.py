@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -85,13 +85,15 @@ def _intervals(sandbox, hours=HOURS):
     return [last - timedelta(hours=h) for h in range(hours - 1, -1, -1)]
 
 
-def _code42_truth(sandbox, start, end, lookback_hours=24):
-    """What the API holds for the window, read independently with a fresh hook."""
+def _code42_truth(sandbox, start, end, lookback_hours=24, also=None):
+    """What the API holds for the window (and the sessions window ``also``), read independently
+    with a fresh hook."""
     from code42_hook import Code42Hook
 
     hook = Code42Hook()
-    sessions = {s.session_id: s.last_updated for s in hook.iter_sessions(start - timedelta(hours=lookback_hours), end,
-                                                                         has_alerts=False)}
+    sessions = {s.session_id: s.last_updated for s in hook.iter_sessions(start - timedelta(hours=lookback_hours), end)}
+    if also is not None:
+        sessions.update({s.session_id: s.last_updated for s in hook.iter_sessions(*also)})
     alerts = {a.id for a in hook.iter_alerts(start, end)}
     return sessions, alerts
 
@@ -104,14 +106,20 @@ def test_sync_loads_the_intervals_and_reruns_change_nothing(kind, dagbag, sandbo
     for end in ends:
         _run(dagbag, "code42_sync", end)
 
-    sessions, alerts = _code42_truth(sandbox, ends[0] - timedelta(hours=1), ends[-1])
+    with engine.connect() as conn:  # the reference run re-read deep_lookback_days of sessions
+        deep = conn.execute(sa.select(t.sync_audit.c.sessions_from, t.sync_audit.c.interval_end)
+                            .where(t.sync_audit.c.dag_id == "code42_reference")).one()
+    assert deep.interval_end.replace(tzinfo=None) - deep.sessions_from.replace(tzinfo=None) >= timedelta(days=14)
+    sessions, alerts = _code42_truth(sandbox, ends[0] - timedelta(hours=1), ends[-1],
+                                     also=(deep.sessions_from.replace(tzinfo=UTC), deep.interval_end.replace(tzinfo=UTC)))
     with engine.connect() as conn:
         got_sessions = set(conn.execute(sa.select(t.code42_session.c.session_id)).scalars())
         got_alerts = set(conn.execute(sa.select(t.code42_alert.c.alert_id)).scalars())
         actor_ids = set(conn.execute(sa.select(t.code42_actor.c.actor_id)).scalars())
         session_actors = set(conn.execute(sa.select(t.code42_session.c.actor_id)).scalars())
         rules = conn.execute(sa.select(sa.func.count()).select_from(t.code42_alert_rule)).scalar()
-        audit = conn.execute(sa.select(t.sync_audit).order_by(t.sync_audit.c.interval_start)).mappings().all()
+        audit = conn.execute(sa.select(t.sync_audit).where(t.sync_audit.c.dag_id == "code42_sync")
+                             .order_by(t.sync_audit.c.interval_start)).mappings().all()
     assert sessions and alerts
     assert got_sessions == set(sessions)
     assert got_alerts == alerts
@@ -139,7 +147,8 @@ def test_sync_loads_the_intervals_and_reruns_change_nothing(kind, dagbag, sandbo
     assert table_digests(engine) == before
     with engine.connect() as conn:
         reruns = conn.execute(
-            sa.select(t.sync_audit).where(t.sync_audit.c.run_id.not_in([a["run_id"] for a in audit]))
+            sa.select(t.sync_audit).where(t.sync_audit.c.run_id.not_in([a["run_id"] for a in audit]),
+                                          t.sync_audit.c.dag_id == "code42_sync")
             .order_by(t.sync_audit.c.interval_start)
         ).mappings().all()
     # The reruns really ran (each dag.test() is a new run with its own audit row), read the same
@@ -182,3 +191,33 @@ def test_lookback_catches_sessions_that_changed_after_their_interval(dagbag, san
     assert changed, "the sandbox clock advanced 6 h: some sessions of the earlier interval should have changed"
     for sid in changed:  # the warehouse now holds what the API says, not the first reading
         assert after[sid].replace(tzinfo=None) == sessions[sid].replace(tzinfo=None)
+
+
+def test_the_reference_run_loads_sessions_first_observed_after_the_lookback(dagbag, sandbox, connections, tmp_path):
+    """Sessions carry firstObserved apart from beginTime (the SDK's Session model): one first seen
+    days after it began (an offline device) is never in an hourly run's look-back window; the daily
+    reference run's deep re-read (``deep_lookback_days``) loads it, and no tip goes out for it."""
+    from incydr_sandbox.config import TenantConfig
+    from incydr_sandbox.tenant import Tenant as SandboxTenant
+
+    engine = connections("sqlite", str(tmp_path / "wh.db"))
+    last = _intervals(sandbox, hours=1)[-1]
+    tenant = SandboxTenant(TenantConfig(seed=sandbox.health["seed"], anchor_ms=sandbox.anchor_ms))
+    anchor_ms = sandbox.anchor_ms
+    late = {tenant.plan(i).session_id for i in tenant.index_range(anchor_ms - 14 * 86_400_000, anchor_ms, anchor_ms)
+            if tenant.plan(i).late and anchor_ms - 25 * 3_600_000 < tenant.plan(i).observed <= anchor_ms
+            and tenant.plan(i).begin < anchor_ms - 25 * 3_600_000}
+    assert late, "the sandbox has sessions first observed in the last day that began days earlier"
+    _run(dagbag, "code42_sync", last)
+
+    def loaded():
+        with engine.connect() as conn:
+            return set(conn.execute(sa.select(t.code42_session.c.session_id)).scalars())
+
+    assert not late & loaded()  # the hourly look-back (24 h) cannot see them
+    _run(dagbag, "code42_reference", last)
+    assert late <= loaded()
+    _run(dagbag, "code42_sync", last)  # detects what the re-read queued: days old, so nothing is sent
+    with engine.connect() as conn:
+        statuses = set(conn.execute(sa.select(t.delivery.c.status)).scalars())
+    assert statuses <= {"stale", "test"}

@@ -42,7 +42,11 @@ Schedule `{schedule}` (each run covers the period before it); sessions are re-re
 """
 
 REFERENCE_DOC = """Reference data of tenant **{name}**: Code42 alert rules and actors (connection
-`{code42}`), the KnowBe4 KSAT directory (`{knowbe4}`), then user mapping. Trigger by hand to refresh."""
+`{code42}`), the KnowBe4 KSAT directory (`{knowbe4}`), then user mapping. Trigger by hand to refresh.
+
+It also re-reads the sessions begun in the `deep_lookback_days` ({deep} days) before its interval:
+sessions Code42 first observed after the sync's look-back had passed (a device that was offline)
+and triage set days later reach the warehouse there (upserted only when `lastUpdated` is newer)."""
 
 
 def _default_args(tenant: Tenant) -> dict:
@@ -56,7 +60,8 @@ def _default_args(tenant: Tenant) -> dict:
 
 def _doc(template: str, tenant: Tenant) -> str:
     return template.format(name=tenant.name, code42=tenant.code42_conn_id, knowbe4=tenant.knowbe4_conn_id,
-                           schedule=tenant.schedule, pool=tenant.pool, pages=tenant.pages_in_flight)
+                           schedule=tenant.schedule, pool=tenant.pool, pages=tenant.pages_in_flight,
+                           deep=tenant.deep_lookback_days)
 
 
 def build_sync_dag(tenant: Tenant) -> DAG:
@@ -140,6 +145,18 @@ def build_reference_dag(tenant: Tenant) -> DAG:
                                      **conns)
         map_users = MapUsersOperator(task_id="map_users", **conns)
         schema >> [rules, actors, ksat] >> map_users
+        if tenant.deep_lookback_days:
+            # The sync's hourly look-back never sees a session first observed days after it began;
+            # what this re-read loads is queued for detection like any load (the next sync run
+            # detects it, and tips for it are stale by then unless it is still fresh).
+            reread = Code42ExtractOperator(
+                task_id="reread_sessions", stream="sessions", lookback_hours=24 * tenant.deep_lookback_days,
+                pool=tenant.pool, pool_slots=tenant.pages_in_flight, pages_in_flight=tenant.pages_in_flight, **conns)
+            load = WarehouseLoadOperator(task_id="load_reread", extract_task_ids=[reread.task_id],
+                                         outlets=[WAREHOUSE_ASSET])
+            audit = SyncAuditOperator(task_id="write_audit", extract_task_ids=[reread.task_id],
+                                      load_task_id=load.task_id)
+            schema >> reread >> load >> audit
     return dag
 
 

@@ -36,6 +36,9 @@ class Tenant(BaseModel):
     schedule: str = Field("0 * * * *", description="cron of the sync DAG (each run covers the period before it)")
     reference_schedule: str = Field("0 0 * * *", description="cron of the reference DAG")
     lookback_hours: int = Field(24, ge=0, le=24 * 90)
+    deep_lookback_days: int = Field(
+        14, ge=0, le=90, description="the reference DAG re-reads the sessions begun this many days before its "
+        "interval: sessions first observed after the hourly look-back (an offline device) and late triage; 0: off")
     pool_slots: int = Field(8, ge=1, le=256, description="Code42 pages the tenant's extract tasks may fetch at once")
     pages_in_flight: int = Field(4, ge=1, le=64, description="pages one extract task fetches at once")
     max_active_runs: int = Field(4, ge=1, le=64)

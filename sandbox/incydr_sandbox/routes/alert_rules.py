@@ -19,7 +19,7 @@ router = APIRouter(dependencies=[Depends(permission(ALERT_RULES_READ))])
 
 @router.get("/v2/alert-rules")
 def list_rules(state: State, number: Annotated[int, Query(alias="PageNumber")] = 0,
-               size: Annotated[int, Query(alias="PageSize")] = 100,
+               size: Annotated[int, Query(alias="PageSize")] = 10,  # the OpenAPI file's default
                watchlist_id: Annotated[str | None, Query(alias="WatchlistId")] = None):
     if number < 0:
         raise ApiError(400, "Bad Request", "PageNumber is 0-based and must not be negative")

@@ -80,9 +80,13 @@ def get_session(state: State, session_id: str):
 def session_events(state: State, session_id: str,
                    page_size: Annotated[int | None, Query(alias="pgSize")] = None,
                    page_token: Annotated[str | None, Query(alias="pgToken")] = None):
-    """All of the session's file events at once, as the SDK reads them; with ``pgSize`` a page of
-    them, and ``nextPgToken`` (an opaque offset) for the next page, ``""`` after the last."""
-    events = state.tenant.file_events(_visible_session(state, session_id), state.clock_ms)
+    """The session's alerted-on file events at once, as the SDK reads them (OpenAPI: a 404 when the
+    session has no alerts); with ``pgSize`` a page of them, and ``nextPgToken`` (an opaque offset)
+    for the next page, ``""`` after the last (a sandbox extension: no source documents paging)."""
+    plan = _visible_session(state, session_id)
+    if not plan.alerts_visible(state.clock_ms):
+        raise ApiError(404, "Not Found", f"session {session_id} has no alerts associated with it")
+    events = state.tenant.file_events(plan, state.clock_ms)
     start = 0
     if page_token:
         if not page_token.startswith("o") or not page_token[1:].isdigit():
