@@ -43,7 +43,7 @@ class Code42Hook(JsonApiHook):
 
     SESSIONS_PAGE_SIZE = 50  # the API's maximum
     # A begin-time sub-window is cut to hold about this share of a page, so most fit one page.
-    SESSIONS_WINDOW_FILL = 0.8
+    SESSIONS_WINDOW_FILL = 0.85
     ALERTS_PAGE_SIZE = 500
     ALERT_RULES_PAGE_SIZE = 100
     ACTORS_PAGE_SIZE = 500
