@@ -61,15 +61,16 @@ def served(sandbox, first_start, end) -> dict[str, dict]:
     http.headers["Authorization"] = f"Bearer {token}"
     ms = lambda d: int(d.timestamp() * 1000)
     out = {"sessions": {}, "alerts": {}, "rules": {}, "actors": {}}
-    page = 0
-    while True:
-        body = http.get(f"{sandbox.base_url}/v1/sessions", timeout=60, params={
-            "on_or_after": ms(first_start), "before": ms(end), "has_alerts": "false", "page_number": page,
-            "page_size": 50}).json()
-        out["sessions"].update({s["sessionId"]: s for s in body["items"]})
-        if len(body["items"]) < 50:
-            break
-        page += 1
+    for has_alerts in ("false", "true"):  # every session is in one of the two listings
+        page = 0
+        while True:
+            body = http.get(f"{sandbox.base_url}/v1/sessions", timeout=60, params={
+                "on_or_after": ms(first_start), "before": ms(end), "has_alerts": has_alerts, "page_number": page,
+                "page_size": 50}).json()
+            out["sessions"].update({s["sessionId"]: s for s in body["items"]})
+            if len(body["items"]) < 50:
+                break
+            page += 1
     for page in range(100):
         body = http.post(f"{sandbox.base_url}/v1/alerts/query-alerts", timeout=60, json={
             "tenantId": sandbox.tenant_id, "groupClause": "AND", "groups": [], "pgNum": page, "pgSize": 500,
