@@ -125,14 +125,17 @@ class SlackDMSender:
         if user not in self.channels:
             opened = self._call("conversations.open", users=user)
             self.channels[user] = opened["channel"]["id"]
+        # Slack has no idempotency header: the key travels as the message's metadata
         self._call("chat.postMessage", channel=self.channels[user], text=tip.body, unfurl_links=False,
-                   unfurl_media=False)
+                   unfurl_media=False, metadata={"event_type": "securitytip",
+                                                 "event_payload": {"idempotency_key": tip.idempotency_key}})
 
     def user_id(self, email: str) -> str | None:
         key = email.strip().lower()
         if key not in self.users:
             try:
-                self.users[key] = self._call("users.lookupByEmail", http_verb="GET", params={"email": email})["user"]["id"]
+                found = self._call("users.lookupByEmail", http_verb="GET", params={"email": email})
+                self.users[key] = found["user"]["id"]
             except _NotFound:
                 self.users[key] = None
         return self.users[key]

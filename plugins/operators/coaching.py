@@ -98,7 +98,7 @@ class DeliverTipsOperator(_TenantOperator):
             return "not configured"
         context = digest_context(engine, tenant, planned, sent, config, datetime.now(UTC))
         if context is None:
-            return "skipped: the run planned and sent nothing"
+            return "skipped: no tip was due"
         try:
             (sender or ChatWebhookSender(config.channel.conn_id)).send(digest_tip(templates, config, context, run_id))
         except DeliveryError as exc:

@@ -6,7 +6,7 @@ an SMTP connection, or a Slack direct message over a ``slack`` connection), a me
 a delivery limit. In test mode it records the tips it would send and sends nothing.
 
 A shared chat incoming webhook (``type: webhook``, ``audience: team``) carries no person: it is
-only the channel of the optional ``team_digest`` (counts per campaign and rule after each run). A
+only the channel of the optional ``team_digest`` (counts per campaign and rule after each run that had tips due). A
 campaign on a webhook, or a digest template that uses a person's or a detection's fields, is
 refused. The file is validated whole against the detection rule catalog and the template folder;
 errors name file, campaign and field.

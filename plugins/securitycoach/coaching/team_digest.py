@@ -47,11 +47,12 @@ def _merge(planned: dict[str, int], sent: dict[str, int]) -> dict[str, int]:
 
 def digest_context(engine: Engine, tenant_id: str, planned: PlanResult, sent: SendResult, config: TeamDigest,
                    at: datetime) -> dict[str, Any] | None:
-    """The digest of one run, or None when the run planned and sent nothing."""
+    """The digest of one run, or None when the run sent nothing (no tip was due: a backfill that
+    only records old detections does not post one digest per run)."""
+    if not sent.by_status:
+        return None
     campaigns = sorted(set(planned.planned) | set(sent.by_status))
     rules = sorted(set(planned.by_rule) | set(sent.by_rule))
-    if not campaigns and not rules:
-        return None
     with engine.connect() as conn:
         names = dict(conn.execute(sa.select(t.detection_rule.c.rule_key, t.detection_rule.c.name).where(
             t.detection_rule.c.tenant_id == tenant_id, t.detection_rule.c.rule_key.in_(rules))).all()) if rules else {}

@@ -75,6 +75,15 @@ async def slack_api(method: str, state: State, request: Request) -> JSONResponse
     return JSONResponse(answer)
 
 
+def _metadata_key(metadata: str | None) -> str | None:
+    """``metadata.event_payload.idempotency_key`` of a message, if it carries one."""
+    try:
+        payload = json.loads(metadata or "null")
+        return payload["event_payload"]["idempotency_key"] if isinstance(payload, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _call(state, method: str, args: dict[str, str]) -> dict:
     workspace = state.slack
     if method == "auth.test":
@@ -101,7 +110,8 @@ def _call(state, method: str, args: dict[str, str]) -> dict:
             return {"ok": False, "error": "no_text"}
         ts = f"{time.time():.6f}"
         state.sinks.record_slack_message({"received_at": time.time(), "channel": user.dm_channel, "user_id": user.id,
-                                          "email": user.email, "text": args.get("text", ""), "ts": ts})
+                                          "email": user.email, "text": args.get("text", ""), "ts": ts,
+                                          "idempotency_key": _metadata_key(args.get("metadata"))})
         return {"ok": True, "channel": user.dm_channel, "ts": ts,
                 "message": {"type": "message", "text": args.get("text", ""), "user": BOT_USER_ID, "ts": ts}}
     return {"ok": False, "error": "unknown_method"}
