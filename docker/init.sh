@@ -18,6 +18,10 @@ replace_connection securitycoach_warehouse --conn-type postgres --conn-host post
   --conn-schema warehouse --conn-login warehouse --conn-password "${WAREHOUSE_PASSWORD}"
 replace_connection securitycoach_chat_webhook --conn-type http --conn-host "${CHAT_WEBHOOK_HOST}" \
   --conn-password "${CHAT_WEBHOOK_SECRET}"
+slack_extra='{}'  # the sandbox's Slack Web API in the example .env; empty SLACK_BASE_URL: slack.com
+if [ -n "${SLACK_BASE_URL:-}" ]; then slack_extra="{\"base_url\": \"${SLACK_BASE_URL}\"}"; fi
+replace_connection securitycoach_slack --conn-type slack --conn-password "${SLACK_BOT_TOKEN}" \
+  --conn-extra "$slack_extra"
 replace_connection securitycoach_smtp --conn-type smtp --conn-host "${SMTP_HOST}" --conn-port "${SMTP_PORT}" \
   --conn-extra '{"disable_tls": true, "disable_ssl": true}'
 

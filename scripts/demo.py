@@ -55,7 +55,8 @@ def main() -> int:
     try:
         with SandboxProcess() as sandbox:
             print(f"sandbox: {sandbox.base_url} (anchor {sandbox.anchor:%Y-%m-%d %H:%M} UTC)", flush=True)
-            # Code42, KnowBe4, and the sandbox's chat-webhook and SMTP sinks for the SecurityTips.
+            # Code42, KnowBe4, and the sandbox's Slack Web API, SMTP sink (the SecurityTips) and chat
+            # webhook (the team digest).
             # The sandbox is local: the client may go faster than Code42's 120 requests/minute.
             os.environ.update(sandbox.airflow_connections(rate_limit_per_minute=6000))
             os.environ["AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE"] = json.dumps(
@@ -95,8 +96,8 @@ def main() -> int:
     for r in run_report_query(engine, "delivery_summary"):
         print(f"  {r['campaign'][:34]:34} {r['channel']:8} sent {r['sent']:>3} to {r['users_coached']:>2} users, "
               f"test {r['test']:>3}, stale {r['stale']:>3} (older than 24 h), suppressed {r['suppressed']:>3} "
-              f"(delivery limit), failed {r['failed']}")
-    print(f"  the sinks received {len(sinks['webhook'])} chat webhook posts and {len(sinks['mail'])} emails")
+              f"(delivery limit), no chat account {r['no_chat_account']:>2}, failed {r['failed']}")
+    _print_channels(engine, sinks)
     from securitycoach.html_report import report_path, report_tenants, resolve_period
 
     print(f"\nsync runs: {report}")
@@ -105,6 +106,28 @@ def main() -> int:
         print(f"report:    {report_path(tenant, resolve_period(engine, tenant))}")
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def _print_channels(engine, sinks: dict) -> None:
+    """What each channel received: every tip to its person alone, the team channel counts only."""
+    import sqlalchemy as sa
+
+    from securitycoach.warehouse import schema as t
+
+    with engine.connect() as conn:
+        tip_bodies = set(conn.execute(sa.select(t.delivery.c.body).where(t.delivery.c.status == "sent")).scalars())
+        recipients = {e.lower() for e in conn.execute(sa.select(t.delivery.c.recipient)).scalars() if e}
+    dms, mails, posts = sinks["slack"], sinks["mail"], sinks["webhook"]
+    per_person = [p for p in posts if p["payload"]["text"] in tip_bodies
+                  or any(r in p["payload"]["text"].lower() for r in recipients)]
+    digests = [p for p in posts if p["payload"]["text"].startswith("SecurityCoach digest")]
+    print("\nSecurityTips per channel (what the sandbox received):")
+    print(f"  Slack direct messages     {len(dms):>4} to {len({m['user_id'] for m in dms})} distinct people, "
+          f"each in their own conversation ({len({m['channel'] for m in dms})} direct conversations)")
+    print(f"  email                     {len(mails):>4} to {len({r for m in mails for r in m['rcpt_tos']})} "
+          f"distinct people")
+    print(f"  team channel (webhook)    {len(per_person):>4} person-level posts; {len(digests)} team digests "
+          f"(counts only), {len(posts) - len(digests) - len(per_person)} other posts (ops alerts)")
 
 
 def _run_dags(anchor: datetime) -> None:

@@ -1,4 +1,4 @@
-"""Campaigns and the SecurityTip outbox against the sandbox's webhook and SMTP sinks.
+"""Campaigns and the SecurityTip outbox against the sandbox's Slack Web API, webhook and SMTP sinks.
 
 The sandbox's clock is pinned (2026-11-01T00:00Z), so "now" is passed in: detections of the day
 before the anchor are fresh, older ones are not. Every check reads what the sinks received.
@@ -26,6 +26,7 @@ from securitycoach.timeutil import as_utc
 from securitycoach.warehouse import schema as t
 from securitycoach.warehouse.digest import table_digests
 
+SLACK = {"type": "slack_dm", "conn_id": "securitycoach_slack"}
 WEBHOOK = {"type": "webhook", "conn_id": "securitycoach_chat_webhook"}
 EMAIL = {"type": "email", "conn_id": "securitycoach_smtp", "from": "coach@example.com"}
 SESSION_RULES = ["removable-media", "personal-cloud-upload", "public-cloud-share", "source-code-exfiltration",
@@ -62,7 +63,7 @@ class Setup:
             return conn.execute(query).all()
 
 
-def campaign(name="Coaching", rules=("removable-media",), channel=WEBHOOK, **extra):
+def campaign(name="Coaching", rules=("removable-media",), channel=SLACK, **extra):
     template = "securitytip_email.html.j2" if channel["type"] == "email" else "securitytip_chat.txt.j2"
     return {"name": name, "rules": list(rules), "channel": channel, "template": template, **extra}
 
@@ -88,6 +89,13 @@ def _empty_setup(engine, sandbox, monkeypatch, tmp_path):
     return s, code42, s.campaigns(campaign("Chat", rules=SESSION_RULES, delivery_limit=limit))
 
 
+def no_slack_account(s: Setup) -> set[int]:
+    """KSAT user ids of the people the sandbox's Slack workspace has no account for."""
+    emails = {e.lower() for e in s.sandbox.slack_workspace()["without_account"]}
+    with s.engine.connect() as conn:
+        return {u.ksat_user_id for u in conn.execute(sa.select(t.ksat_user)) if u.email.lower() in emails}
+
+
 @pytest.fixture
 def coaching(sqlite_warehouse, sandbox, monkeypatch, tmp_path):
     return _setup(sqlite_warehouse, sandbox, monkeypatch, tmp_path)
@@ -106,23 +114,25 @@ def test_fresh_detections_are_sent_once_with_their_key_and_the_rest_recorded(kin
     planned = s.plan(campaigns).planned
     with engine.connect() as conn:  # the campaigns are mirrored for reports
         mirrored = {r.campaign: (r.channel, r.test_mode, r.rule_keys) for r in conn.execute(sa.select(t.coaching_campaign))}
-    assert mirrored == {"Chat": ("webhook", False, ["removable-media", "personal-cloud-upload"]),
+    assert mirrored == {"Chat": ("slack_dm", False, ["removable-media", "personal-cloud-upload"]),
                         "Mail": ("email", False, ["departing-employee-exfiltration"]),
-                        "Alert rules": ("webhook", True, ["code42-alert-rule:*"])}
+                        "Alert rules": ("slack_dm", True, ["code42-alert-rule:*"])}
     assert planned["Chat"]["stale"] > 0 and planned["Chat"]["pending"] > 0
     assert planned["Mail"]["pending"] > 0 and set(planned["Alert rules"]) == {"test"}
     result = s.send(campaigns)
     sinks = sandbox.sinks()
     sent = s.deliveries(status="sent")
-    assert len(sinks["webhook"]) == result.by_status["Chat"]["sent"] == len([d for d in sent if d.campaign == "Chat"])
+    assert len(sinks["slack"]) == result.by_status["Chat"]["sent"] == len([d for d in sent if d.campaign == "Chat"])
     assert len(sinks["mail"]) == result.by_status["Mail"]["sent"] == len([d for d in sent if d.campaign == "Mail"])
+    assert sinks["webhook"] == []  # nothing about a person goes to the shared channel
     # each tip carries its row's idempotency key, to the row's recipient, and says what happened
     by_key = {d.idempotency_key: d for d in sent}
-    assert sorted(w["idempotency_key"] for w in sinks["webhook"]) == sorted(
+    assert sorted(m["idempotency_key"] for m in sinks["slack"]) == sorted(
         d.idempotency_key for d in sent if d.campaign == "Chat")
-    for hook in sinks["webhook"]:
-        row = by_key[hook["idempotency_key"]]
-        assert hook["payload"]["text"] == row.body and "SecurityTip" in row.body
+    for message in sinks["slack"]:
+        row = by_key[message["idempotency_key"]]
+        assert message["email"].lower() == row.recipient.lower() and message["channel"].startswith("D")
+        assert message["text"] == row.body and "SecurityTip" in row.body
         assert "https://training.knowbe4.com/securitycoach/lessons/" in row.body
     for mail in sinks["mail"]:
         row = by_key[mail["idempotency_key"]]
@@ -139,7 +149,7 @@ def test_fresh_detections_are_sent_once_with_their_key_and_the_rest_recorded(kin
     again = s.send(campaigns, at=s.now + timedelta(hours=1))
     assert again.by_status == {}
     assert table_digests(engine, COACHING_TABLES) == before
-    assert len(sandbox.sinks()["webhook"]) == len(sinks["webhook"])
+    assert len(sandbox.sinks()["slack"]) == len(sinks["slack"])
 
 
 def test_reruns_and_overlapping_lookback_never_duplicate_detections_or_deliveries(sqlite_warehouse, sandbox,
@@ -157,12 +167,12 @@ def test_reruns_and_overlapping_lookback_never_duplicate_detections_or_deliverie
 
     hourly_runs()
     first = table_digests(engine, COACHING_TABLES)
-    received = len(sandbox.sinks()["webhook"])
+    received = len(sandbox.sinks()["slack"])
     assert first["detection"][0] > 0 and received > 0
     hourly_runs()  # the same six runs again
     assert table_digests(engine, COACHING_TABLES) == first
-    assert len(sandbox.sinks()["webhook"]) == received
-    keys = [w["idempotency_key"] for w in sandbox.sinks()["webhook"]]
+    assert len(sandbox.sinks()["slack"]) == received
+    keys = [w["idempotency_key"] for w in sandbox.sinks()["slack"]]
     assert len(keys) == len(set(keys))
 
 
@@ -181,6 +191,7 @@ def test_delivery_limit_spaces_tips_per_user(coaching):
     steps = ((t0, ["personal-cloud-upload"]), (t0 + timedelta(minutes=10), ["public-cloud-share"]),
              (t0 + timedelta(minutes=30), ["critical-risk-session", "high-risk-session"]))
     got_at: dict[timedelta, set[int]] = {}
+    no_account = no_slack_account(s)  # their tips end as no_chat_account, whatever the limit
     for at, more in steps:
         rules += more
         campaigns = s.campaigns(campaign("Chat", rules=rules, delivery_limit={"minutes_between": 20, "daily_cap": 10}))
@@ -189,7 +200,7 @@ def test_delivery_limit_spaces_tips_per_user(coaching):
         s.send(campaigns, at=at)
         got_at[at - t0] = {d.ksat_user_id for d in s.deliveries(status="sent") if as_utc(d.sent_at) == at}
         if at - t0 == timedelta(minutes=10):  # 10 min after the first tips: only users without one
-            assert got_at[at - t0] == pending - got_at[timedelta(0)]
+            assert got_at[at - t0] == pending - got_at[timedelta(0)] - no_account
     assert got_at[timedelta(0)] and got_at[timedelta(minutes=30)] & got_at[timedelta(0)]
     rows = s.deliveries()
     for times in _sent_times(rows).values():
@@ -197,7 +208,7 @@ def test_delivery_limit_spaces_tips_per_user(coaching):
         assert all(b - a >= timedelta(minutes=20) for a, b in pairwise(times))
     limited = [d for d in rows if d.status == "suppressed"]
     assert limited and all(d.reason.startswith("delivery limit: at most one SecurityTip per 20 min") for d in limited)
-    assert len(s.sandbox.sinks()["webhook"]) == sum(len(v) for v in _sent_times(rows).values())
+    assert len(s.sandbox.sinks()["slack"]) == sum(len(v) for v in _sent_times(rows).values())
 
 
 def test_daily_cap(coaching):
@@ -205,7 +216,8 @@ def test_daily_cap(coaching):
     campaigns = s.campaigns(campaign("Chat", rules=SESSION_RULES, delivery_limit={"minutes_between": 0,
                                                                                   "daily_cap": 2}))
     s.plan(campaigns)
-    candidates = Counter(d.ksat_user_id for d in s.deliveries(status="pending"))
+    no_account = no_slack_account(s)
+    candidates = Counter(d.ksat_user_id for d in s.deliveries(status="pending") if d.ksat_user_id not in no_account)
     assert max(candidates.values()) > 2  # someone has more fresh detections than the cap
     s.send(campaigns)
     rows = s.deliveries()
@@ -224,7 +236,7 @@ def test_test_mode_records_what_would_be_sent_and_sends_nothing(coaching):
     planned = s.plan(campaigns).planned
     assert set(planned) == {"Dry run", "Dry mail"} and all(set(p) == {"test"} for p in planned.values())
     assert s.send(campaigns).by_status == {}
-    assert s.sandbox.sinks()["webhook"] == [] and s.sandbox.sinks()["mail"] == []
+    assert s.sandbox.sinks()["slack"] == [] and s.sandbox.sinks()["mail"] == []
     rows = s.deliveries()
     assert rows and all(d.status == "test" and d.sent_at is None and "SecurityTip" in d.body for d in rows)
 
@@ -245,10 +257,11 @@ def test_a_backfill_of_30_days_delivers_nothing_old(sqlite_warehouse, sandbox, m
     assert {d.status for d in old} == {"stale"}
     sent = [d for d in rows if d.status == "sent"]
     assert sent and all(as_utc(d.occurred_at) >= window for d in sent)
-    assert len(sandbox.sinks()["webhook"]) == len(sent)
+    assert len(sandbox.sinks()["slack"]) == len(sent)
 
 
 def test_webhook_5xx_is_retried_and_4xx_is_reported(coaching):
+    """The shared webhook's sender (the team digest's channel), driven through the outbox."""
     s = coaching
     campaigns = s.campaigns(campaign("Chat", rules=SESSION_RULES, delivery_limit={"minutes_between": 0,
                                                                                   "daily_cap": 100}))
@@ -301,7 +314,7 @@ def test_a_crash_between_send_and_record_does_not_resend(coaching):
         [sys.executable, "-c", CRASH, str(s.engine.url), str(s.tmp_path / "campaigns.yaml"), s.tenant,
          s.now.isoformat()], check=False, env=os.environ.copy(), capture_output=True, text=True, timeout=120)
     assert worker.returncode == -9, worker.stderr[-2000:]  # killed right after the first send
-    arrived = s.sandbox.sinks()["webhook"]
+    arrived = s.sandbox.sinks()["slack"]
     in_flight = s.deliveries(status="sending")
     assert len(arrived) == 1 and len(in_flight) == 1
     assert arrived[0]["idempotency_key"] == in_flight[0].idempotency_key
@@ -313,8 +326,9 @@ def test_a_crash_between_send_and_record_does_not_resend(coaching):
     doubt = s.deliveries(status="in_doubt")
     assert [d.idempotency_key for d in doubt] == [in_flight[0].idempotency_key]
     assert "not resent" in doubt[0].reason
-    keys = [w["idempotency_key"] for w in s.sandbox.sinks()["webhook"]]
-    assert len(keys) == pending and len(set(keys)) == pending
+    keys = [w["idempotency_key"] for w in s.sandbox.sinks()["slack"]]
+    no_chat = len(s.deliveries(status="no_chat_account"))
+    assert len(keys) == pending - no_chat and len(set(keys)) == len(keys)
 
 
 def test_tips_escape_what_the_api_said(coaching):
@@ -340,6 +354,11 @@ def test_campaign_file_errors_name_file_campaign_and_field(coaching):
         (campaign(channel={"type": "pager", "conn_id": "x"}), "campaign 1 ('Coaching'): channel"),
         (campaign(channel={**EMAIL, "from": "not-an-address"}), "campaign 1 ('Coaching'): channel.email.from"),
         (campaign(delivery_limit={"daily_cap": 0}), "campaign 1 ('Coaching'): delivery_limit.daily_cap"),
+        # a person's tip on the shared team channel
+        (campaign(channel=WEBHOOK, template="securitytip_chat.txt.j2"),
+         ("campaign 1 ('Coaching'): channel: type 'webhook' is a shared team channel (audience: team), and a "
+         "campaign sends one person their own SecurityTip (template 'securitytip_chat.txt.j2' uses detection, user)")),
+        (campaign(channel={**WEBHOOK, "audience": "person"}), "campaign 1 ('Coaching'): channel.webhook.audience"),
     ]
     for bad, message in cases:
         with pytest.raises(CampaignError) as err:
@@ -371,4 +390,6 @@ def test_the_default_campaign_file_is_valid():
     campaigns = load_campaigns(os.path.join(os.path.dirname(__file__), "..", "include", "config", "campaigns.yaml"),
                                default_catalog(), tip_templates())
     assert any(c.test_mode for c in campaigns.campaigns) and campaigns.freshness_hours == 24
+    assert {c.channel.type for c in campaigns.campaigns} == {"slack_dm", "email"}
+    assert campaigns.team_digest.channel.type == "webhook" and campaigns.team_digest.channel.audience == "team"
 

@@ -131,7 +131,7 @@ def test_init_creates_the_connections_and_one_pool_per_tenant(tmp_path):
     ]
     added = [line[2] for line in lines if line[:2] == ["connections", "add"]]
     assert added == ["code42_default", "knowbe4_default", "securitycoach_warehouse", "securitycoach_chat_webhook",
-                     "securitycoach_smtp"]
+                     "securitycoach_slack", "securitycoach_smtp"]
     assert lines[0] == ["db", "migrate"]
 
     tenants.write_text(tenants.read_text().replace("pool_slots: 2", "pool_slots: lots"))

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from operators.channels import senders_for
+from operators.channels import ChatWebhookSender, senders_for
 from operators.mapping import _TenantOperator
-from securitycoach.coaching.campaigns import CampaignError, load_campaigns
-from securitycoach.coaching.outbox import plan_deliveries, send_due, tip_templates
+from securitycoach.coaching.campaigns import CampaignError, CampaignFile, load_campaigns
+from securitycoach.coaching.outbox import (
+    DeliveryError,
+    PlanResult,
+    SendResult,
+    plan_deliveries,
+    send_due,
+    tip_templates,
+)
+from securitycoach.coaching.team_digest import digest_context, digest_tip
 from securitycoach.detection.catalog import CatalogError, load_catalog
 from securitycoach.detection.engine import detect
 from securitycoach.paths import campaigns_path, detection_rules_path
@@ -37,12 +47,18 @@ class DetectOperator(_TenantOperator):
                 "rules_enabled": result.rules_enabled}
 
 
+log = logging.getLogger(__name__)
+
+
 class DeliverTipsOperator(_TenantOperator):
-    """Plan outbox rows for new detections per campaign, then send the due ones (each once).
+    """Plan outbox rows for new detections per campaign, send the due ones (each once), then post
+    the team digest (counts only) if the campaign file has one and the run did anything.
 
     Runs one at a time per DAG (``max_active_tis_per_dag=1``) so the delivery limit is checked
-    and claimed by a single worker. Fails at the end, after recording every outcome, if a tip was
-    refused for good (HTTP 4xx, SMTP 5xx) or ran out of attempts.
+    and claimed by a single worker. Fails at the end, after recording every outcome, if a channel
+    refused its credentials (one line per connection, e.g. Slack ``invalid_auth``), or a tip was
+    refused for good (HTTP 4xx, SMTP 5xx) or ran out of attempts. A person without a chat account
+    (``no_chat_account``) is an outcome, not a failure; a digest that cannot be posted is logged.
     """
 
     def __init__(self, *, rules_path: str | None = None, campaigns_path: str | None = None, **kwargs) -> None:
@@ -63,8 +79,29 @@ class DeliverTipsOperator(_TenantOperator):
         except CampaignError as exc:
             raise AirflowFailException(str(exc)) from None
         sent = send_due(engine, tenant, campaigns, senders_for(campaigns))
+        digest = self.post_team_digest(engine, tenant, campaigns, templates, planned, sent,
+                                       run_id=str(context.get("run_id") or datetime.now(UTC).isoformat()))
+        if sent.channel_errors:
+            raise AirflowFailException("\n".join(dict.fromkeys(sent.channel_errors.values())))
         if sent.failures:
             shown = "\n".join(sent.failures[:20])
             raise AirflowException(f"{len(sent.failures)} SecurityTip(s) could not be delivered (recorded as "
                                    f"failed in the delivery table):\n{shown}")
-        return {"planned": planned.planned, "sent": sent.by_status}
+        return {"planned": planned.planned, "sent": sent.by_status, "team_digest": digest}
+
+    @staticmethod
+    def post_team_digest(engine, tenant: str, campaigns: CampaignFile, templates, planned: PlanResult,
+                         sent: SendResult, *, run_id: str, sender=None) -> str:
+        """Post this run's counts to the team channel; returns what happened (for the task's result)."""
+        config = campaigns.team_digest
+        if config is None or not config.enabled:
+            return "not configured"
+        context = digest_context(engine, tenant, planned, sent, config, datetime.now(UTC))
+        if context is None:
+            return "skipped: no tip was due"
+        try:
+            (sender or ChatWebhookSender(config.channel.conn_id)).send(digest_tip(templates, config, context, run_id))
+        except DeliveryError as exc:
+            log.error("team digest not posted to %s: %s", config.channel.conn_id, exc)
+            return f"failed: {exc}"
+        return "sent"

@@ -21,6 +21,7 @@ CLIENTS: dict[str, frozenset[str]] = {
     "sandbox-no-sessions": frozenset({ALERT_RULES_READ}),
 }
 KSAT_API_KEY = "sandbox-ksat-key"
+SLACK_BOT_TOKEN = "xoxb-sandbox-bot-token"  # the Slack Web API emulation accepts this token only
 
 
 def default_anchor_ms() -> int:
@@ -86,6 +87,9 @@ class Faults:
     missing_key_every: int = 0  # every Nth data page: its first item lacks a required key
     advance_per_page_min: float = 0.0  # every data page moves the clock on (data changes while paging)
     hostile_strings: bool = False  # names, summaries, rule names... carry HTML/JS, formulas, quotes, controls
+    # The Slack Web API emulation (/slack/api/*) is not a data path: only these knobs touch it.
+    slack_ratelimited_next: int = 0  # next N Slack API calls -> HTTP 429 "ratelimited" with Retry-After
+    slack_retry_after: int = 1  # seconds, for slack_ratelimited_next
 
     def update(self, values: dict) -> None:
         """Set knobs from a JSON object; unknown names or bad values raise ValueError, nothing is set."""

@@ -14,7 +14,7 @@ from typing import Self
 
 import requests
 
-from incydr_sandbox.config import CLIENT_SECRET, DEFAULT_CLIENT_ID, KSAT_API_KEY
+from incydr_sandbox.config import CLIENT_SECRET, DEFAULT_CLIENT_ID, KSAT_API_KEY, SLACK_BOT_TOKEN
 
 
 def console_script() -> list[str]:
@@ -141,10 +141,17 @@ class SandboxProcess:
         return self.health["smtp_port"]
 
     WEBHOOK_SECRET = "services/T000/B000/sandbox-webhook-token"
+    SLACK_BOT_TOKEN = SLACK_BOT_TOKEN
+
+    @property
+    def slack_base_url(self) -> str:
+        """The Slack Web API emulation, as a ``slack`` connection's ``base_url`` extra."""
+        return f"{self.base_url}/slack/api/"
 
     def airflow_connections(self, **code42_extra) -> dict[str, str]:
         """``AIRFLOW_CONN_*`` values pointing the project's default connections at this sandbox:
-        Code42, KnowBe4, the chat webhook sink and the SMTP sink (the warehouse is left alone)."""
+        Code42, KnowBe4, the chat webhook sink, the SMTP sink and the Slack Web API (the warehouse is
+        left alone)."""
         return {
             "AIRFLOW_CONN_CODE42_DEFAULT": json.dumps({
                 "conn_type": "code42", "login": self.client_id, "password": self.client_secret,
@@ -154,14 +161,22 @@ class SandboxProcess:
             # the webhook's secret part goes in the password, so Airflow masks it in logs
             "AIRFLOW_CONN_SECURITYCOACH_CHAT_WEBHOOK": json.dumps(
                 {"conn_type": "http", "host": f"{self.base_url}/sinks/webhook", "password": self.WEBHOOK_SECRET}),
+            # the bot token goes in the password (masked in logs); base_url points SlackHook here
+            "AIRFLOW_CONN_SECURITYCOACH_SLACK": json.dumps(
+                {"conn_type": "slack", "password": self.SLACK_BOT_TOKEN, "extra": {"base_url": self.slack_base_url}}),
             "AIRFLOW_CONN_SECURITYCOACH_SMTP": json.dumps(
                 {"conn_type": "smtp", "host": "127.0.0.1", "port": self.smtp_port,
                  "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 1}}),
         }
 
     def sinks(self) -> dict:
-        """``{"webhook": [...], "mail": [...]}``: what the sinks received, oldest first."""
+        """``{"webhook": [...], "mail": [...], "slack": [...], "slack_calls": [...]}``: what the sinks
+        received, oldest first (``slack``: the messages, each with its addressee's email and ids)."""
         return self.admin("GET", "sinks")
+
+    def slack_workspace(self) -> dict:
+        """``{"users": {email: {"id", "dm_channel"}}, "without_account": [email, ...]}``."""
+        return self.admin("GET", "slack")
 
     def clear_sinks(self) -> dict:
         return self.admin("DELETE", "sinks")

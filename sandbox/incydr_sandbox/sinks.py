@@ -1,9 +1,11 @@
 """Delivery sinks: where the coaching pipeline's SecurityTips land when run against the sandbox.
 
 - a chat incoming-webhook sink (``POST /sinks/webhook/{path}``, Slack/Teams-shaped JSON), and
-- an SMTP sink (aiosmtpd on a loopback port) that accepts any mail.
+- an SMTP sink (aiosmtpd on a loopback port) that accepts any mail, and
+- the Slack Web API emulation (``/slack/api/*``, routes/slack.py): every ``chat.postMessage`` with
+  its addressee (the person whose direct conversation it went to), and every API call's outcome.
 
-Both record what arrived (headers that matter, body) for tests and the demo to read back through
+All record what arrived (headers that matter, body) for tests and the demo to read back through
 ``GET /_sandbox/sinks``. The webhook sink can be told to answer the next requests with given
 status codes (``POST /_sandbox/sinks/fail-next``) to exercise retries and permanent errors.
 """
@@ -24,6 +26,8 @@ from aiosmtpd.controller import Controller
 class Sinks:
     webhook: list[dict] = field(default_factory=list)
     mail: list[dict] = field(default_factory=list)
+    slack: list[dict] = field(default_factory=list)  # messages posted: channel, user_id, email, text
+    slack_calls: list[dict] = field(default_factory=list)  # every Slack API call: method, error (or None)
     webhook_fail_next: list[int] = field(default_factory=list)
     smtp_port: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -37,6 +41,15 @@ class Sinks:
     def record_webhook(self, entry: dict) -> None:
         with self.lock:
             self.webhook.append(entry)
+
+    # --- Slack ---------------------------------------------------------------------------------------
+    def record_slack_call(self, method: str, error: str | None) -> None:
+        with self.lock:
+            self.slack_calls.append({"received_at": time.time(), "method": method, "error": error})
+
+    def record_slack_message(self, entry: dict) -> None:
+        with self.lock:
+            self.slack.append(entry)
 
     # --- SMTP ------------------------------------------------------------------------------------
     def start_smtp(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -55,13 +68,16 @@ class Sinks:
 
     def as_dict(self) -> dict:
         with self.lock:
-            return {"webhook": list(self.webhook), "mail": list(self.mail), "smtp_port": self.smtp_port,
+            return {"webhook": list(self.webhook), "mail": list(self.mail), "slack": list(self.slack),
+                    "slack_calls": list(self.slack_calls), "smtp_port": self.smtp_port,
                     "webhook_fail_next": list(self.webhook_fail_next)}
 
     def clear(self) -> None:
         with self.lock:
             self.webhook.clear()
             self.mail.clear()
+            self.slack.clear()
+            self.slack_calls.clear()
             self.webhook_fail_next.clear()
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from incydr_sandbox.auth import TokenStore
 from incydr_sandbox.config import MINUTE_MS, SandboxConfig
 from incydr_sandbox.sinks import Sinks
+from incydr_sandbox.slack import SlackWorkspace
 from incydr_sandbox.tenant import Tenant
 
 
@@ -47,7 +48,8 @@ class SandboxState:
         self.tenant = Tenant(config.tenant)
         self.tokens = TokenStore(config.tenant.seed, self.tenant.tenant_id)
         self.queries = QueryCache()
-        self.sinks = Sinks()  # what deliveries arrived (webhook, SMTP); kept across reset()
+        self.sinks = Sinks()  # what deliveries arrived (webhook, SMTP, Slack); kept across reset()
+        self.slack = SlackWorkspace(self.tenant.directory, config.tenant.seed)  # who has a Slack account
         self.lock = threading.Lock()
         # Set by the server: finds the live connection of a client address (for the drop_next fault).
         self.find_connection: Callable[[tuple], object | None] = lambda client: None

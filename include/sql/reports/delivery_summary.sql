@@ -1,4 +1,4 @@
--- Per tenant and campaign: SecurityTips by outcome (sent, test, stale, suppressed, failed, ...).
+-- Per tenant and campaign: SecurityTips by outcome (sent, test, stale, suppressed, no_chat_account, failed, ...).
 SELECT tenant_id,
        campaign,
        channel,
@@ -6,6 +6,7 @@ SELECT tenant_id,
        SUM(CASE WHEN status = 'test' THEN 1 ELSE 0 END) AS test,
        SUM(CASE WHEN status = 'stale' THEN 1 ELSE 0 END) AS stale,
        SUM(CASE WHEN status = 'suppressed' THEN 1 ELSE 0 END) AS suppressed,
+       SUM(CASE WHEN status = 'no_chat_account' THEN 1 ELSE 0 END) AS no_chat_account,
        SUM(CASE WHEN status IN ('pending', 'sending') THEN 1 ELSE 0 END) AS pending,
        SUM(CASE WHEN status IN ('failed', 'in_doubt') THEN 1 ELSE 0 END) AS failed,
        COUNT(DISTINCT CASE WHEN status = 'sent' THEN ksat_user_id END) AS users_coached

@@ -1,10 +1,15 @@
 """Real-time coaching campaigns (YAML): which detections send which SecurityTip, how, how often.
 
 A campaign names detection rules (keys, or patterns such as ``code42-alert-rule:*``), the KSAT
-groups it targets (none = every mapped user), a channel (email over an SMTP connection, or a chat
-incoming webhook over an HTTP connection), a message template and a delivery limit. In test mode
-it records the tips it would send and sends nothing. The file is validated whole against the
-detection rule catalog and the template folder; errors name file, campaign and field.
+groups it targets (none = every mapped user), a channel that reaches the person alone (email over
+an SMTP connection, or a Slack direct message over a ``slack`` connection), a message template and
+a delivery limit. In test mode it records the tips it would send and sends nothing.
+
+A shared chat incoming webhook (``type: webhook``, ``audience: team``) carries no person: it is
+only the channel of the optional ``team_digest`` (counts per campaign and rule after each run that had tips due). A
+campaign on a webhook, or a digest template that uses a person's or a detection's fields, is
+refused. The file is validated whole against the detection rule catalog and the template folder;
+errors name file, campaign and field.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import jinja2
+import jinja2.meta
 from pydantic import BaseModel, ConfigDict, Field
 
 from securitycoach.detection.catalog import Catalog
@@ -32,10 +38,21 @@ class DeliveryLimit(_Strict):
 
 
 class WebhookChannel(_Strict):
-    """A Slack/Teams incoming webhook. The connection's host is the webhook's site, its password
-    the secret rest of the URL (``services/T.../B.../...``), so Airflow masks it in logs."""
+    """A Slack/Teams incoming webhook: one shared channel, so ``audience: team`` only (the team
+    digest; never a person's tip). The connection's host is the webhook's site, its password the
+    secret rest of the URL (``services/T.../B.../...``), so Airflow masks it in logs."""
 
     type: Literal["webhook"]
+    conn_id: str = Field(min_length=1)
+    audience: Literal["team"] = "team"
+
+
+class SlackDMChannel(_Strict):
+    """A Slack direct message to the person (Web API: users.lookupByEmail with the KSAT email,
+    conversations.open, chat.postMessage) over a ``slack`` connection whose password is the bot
+    token (scopes users:read.email, im:write, chat:write)."""
+
+    type: Literal["slack_dm"]
     conn_id: str = Field(min_length=1)
 
 
@@ -45,7 +62,8 @@ class EmailChannel(_Strict):
     from_email: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
 
 
-Channel = Annotated[WebhookChannel | EmailChannel, Field(discriminator="type")]
+Channel = Annotated[SlackDMChannel | EmailChannel | WebhookChannel, Field(discriminator="type")]
+PERSON_FIELDS = ("user", "detection")  # template variables that are about one person
 
 
 class Campaign(_Strict):
@@ -63,12 +81,24 @@ class Campaign(_Strict):
         return any(fnmatchcase(rule_key, pattern) for pattern in self.rules)
 
 
+class TeamDigest(_Strict):
+    """After each delivery run with something to tell, one post to a shared team channel: counts
+    per campaign and rule and where the report is; its template sees only ``digest``."""
+
+    enabled: bool = True
+    channel: WebhookChannel
+    template: str = Field(default="team_digest.txt.j2", min_length=1)
+    # Shown as the report's place; "{tenant_id}" is replaced. Default: the reports folder's path.
+    report_url: str | None = None
+
+
 class CampaignFile(_Strict):
     version: Literal[1]
     # Detections older than this when a campaign first sees them are recorded, not delivered
     # (a backfill of last month must not coach people today).
     freshness_hours: float = Field(default=24, gt=0, le=24 * 30)
     campaigns: list[Campaign] = Field(min_length=1)
+    team_digest: TeamDigest | None = None
 
     @property
     def enabled(self) -> list[Campaign]:
@@ -109,6 +139,41 @@ def load_campaigns(path: str | Path, catalog: Catalog, templates: jinja2.Environ
                 problems.append(f"{where}: template: {campaign.template!r} is not in {templates.loader.searchpath}")
             except jinja2.TemplateSyntaxError as exc:
                 problems.append(f"{where}: {field_name}: Jinja syntax error line {exc.lineno}: {exc.message}")
+        if isinstance(campaign.channel, WebhookChannel):
+            uses = _template_fields(templates, campaign.template) | _template_fields(templates, None, campaign.subject)
+            person = sorted(uses & set(PERSON_FIELDS))
+            problems.append(
+                f"{where}: channel: type 'webhook' is a shared team channel (audience: team), and a campaign "
+                f"sends one person their own SecurityTip (template {campaign.template!r}"
+                + (f" uses {', '.join(person)}" if person else "")
+                + "): use type slack_dm or email; a team channel gets only the team_digest")
+    if spec.team_digest is not None:
+        problems.extend(_digest_problems(spec.team_digest, templates))
     if problems:
         raise CampaignError("\n".join(f"{path}: {p}" for p in problems))
     return spec
+
+
+def _template_fields(templates: jinja2.Environment, name: str | None, source: str | None = None) -> set[str]:
+    """The top-level variables a template (by name, or its source) uses; empty if it cannot be read."""
+    try:
+        if source is None:
+            source = templates.loader.get_source(templates, name)[0]
+        return jinja2.meta.find_undeclared_variables(templates.parse(source))
+    except (jinja2.TemplateNotFound, jinja2.TemplateSyntaxError):
+        return set()
+
+
+def _digest_problems(digest: TeamDigest, templates: jinja2.Environment) -> list[str]:
+    where = "team_digest"
+    try:
+        templates.get_template(digest.template)
+    except jinja2.TemplateNotFound:
+        return [f"{where}: template: {digest.template!r} is not in {templates.loader.searchpath}"]
+    except jinja2.TemplateSyntaxError as exc:
+        return [f"{where}: template: Jinja syntax error line {exc.lineno}: {exc.message}"]
+    other = sorted(_template_fields(templates, digest.template) - {"digest"})
+    if other:
+        return [(f"{where}: template: {digest.template!r} uses {', '.join(other)}; a team channel carries no "
+                 f"person: the digest template sees only 'digest' (counts per campaign and rule, the report)")]
+    return []

@@ -11,8 +11,12 @@ Sending (``send_due``) takes pending rows one at a time:
    over it the row becomes ``suppressed``;
 2. the row is **claimed** (``pending`` -> ``sending``, conditional update, committed);
 3. the channel sends it, carrying the idempotency key (``Idempotency-Key`` header / Message-ID);
-4. the outcome is recorded (``sent``; ``failed`` for a permanent error; back to ``pending`` with a
-   later ``due_at`` for a transient one until the attempts run out).
+4. the outcome is recorded (``sent``; ``failed`` for a permanent error; a channel's own final
+   outcome for the person, such as ``no_chat_account`` (no Slack account for the KSAT email), which
+   is recorded and is not a failure; back to ``pending`` with a later ``due_at`` for a transient
+   error until the attempts run out). When the channel itself is refused (e.g. Slack
+   ``invalid_auth``) the row goes back to ``pending`` as it was, the campaign sends nothing more
+   this run, and the call reports it in ``channel_errors``.
 
 Exactly once: a row is only ever sent from ``sending``, and only the claim moves it there, so a
 rerun, a retried task or a second worker never sends a row already claimed. If the worker dies
@@ -48,7 +52,10 @@ PLAN_BATCH = 1000
 LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
 RETRY_DELAY = timedelta(minutes=5)
-FINAL = ("sent", "failed", "test", "stale", "suppressed", "in_doubt")
+# Final outcomes a channel may give one person's tip without it being a failure.
+NO_CHAT_ACCOUNT = "no_chat_account"  # a chat channel has no account for the person's KSAT email
+CHANNEL_OUTCOMES = (NO_CHAT_ACCOUNT,)
+FINAL = ("sent", "failed", "test", "stale", "suppressed", "in_doubt", *CHANNEL_OUTCOMES)
 
 
 def tip_templates(folder: str | None = None) -> jinja2.Environment:
@@ -63,13 +70,20 @@ def idempotency_key(tenant_id: str, campaign: str, rule_key: str, subject_type: 
     return hashlib.sha256(f"{tenant_id}\x1f{campaign}\x1f{rule_key}\x1f{subject_type}\x1f{subject_id}".encode()).hexdigest()
 
 
+def _count(table: dict[str, dict[str, int]], key: str, status: str) -> None:
+    counts = table.setdefault(key, {})
+    counts[status] = counts.get(status, 0) + 1
+
+
 @dataclass
 class PlanResult:
     planned: dict[str, dict[str, int]] = field(default_factory=dict)  # campaign -> status -> rows
+    by_rule: dict[str, dict[str, int]] = field(default_factory=dict)  # rule key -> status -> rows
 
-    def add(self, campaign: str, status: str) -> None:
-        counts = self.planned.setdefault(campaign, {})
-        counts[status] = counts.get(status, 0) + 1
+    def add(self, campaign: str, status: str, rule_key: str | None = None) -> None:
+        _count(self.planned, campaign, status)
+        if rule_key is not None:
+            _count(self.by_rule, rule_key, status)
 
 
 def plan_deliveries(engine: Engine, tenant_id: str, campaigns: CampaignFile, templates: jinja2.Environment,
@@ -101,7 +115,7 @@ def plan_deliveries(engine: Engine, tenant_id: str, campaigns: CampaignFile, tem
                     if group_ids is not None and not group_ids & set(row.user_groups or []):
                         continue
                     planned.append(_planned_row(tenant_id, campaign, row, templates, now, freshness))
-                    result.add(campaign.name, planned[-1]["status"])
+                    result.add(campaign.name, planned[-1]["status"], row.rule_key)
                 upsert(conn, t.delivery, planned, do_nothing=True)
     log.info("planned deliveries for tenant %s: %s", tenant_id, result.planned)
     return result
@@ -195,11 +209,23 @@ class Tip:
 
 
 class DeliveryError(Exception):
-    """A channel could not deliver a tip. ``permanent``: retrying cannot help (HTTP 4xx, SMTP 5xx)."""
+    """A channel could not deliver a tip. ``permanent``: retrying cannot help (HTTP 4xx, SMTP 5xx).
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    ``outcome``: a final status from ``CHANNEL_OUTCOMES`` for this person (e.g. ``no_chat_account``),
+    recorded instead of ``failed`` and not counted as a failure. ``channel_down``: the channel
+    refused us, not the tip (bad credentials): the tip stays pending untouched, the campaign stops
+    sending this run, and the message (which must name the connection, never its secret) is
+    reported once.
+    """
+
+    def __init__(self, message: str, *, permanent: bool, outcome: str | None = None,
+                 channel_down: bool = False) -> None:
         super().__init__(message)
+        if outcome is not None and outcome not in CHANNEL_OUTCOMES:
+            raise ValueError(f"unknown delivery outcome {outcome!r}; known: {CHANNEL_OUTCOMES}")
         self.permanent = permanent
+        self.outcome = outcome
+        self.channel_down = channel_down
 
 
 class Sender(Protocol):
@@ -210,11 +236,14 @@ class Sender(Protocol):
 @dataclass
 class SendResult:
     by_status: dict[str, dict[str, int]] = field(default_factory=dict)  # campaign -> outcome -> rows
+    by_rule: dict[str, dict[str, int]] = field(default_factory=dict)  # rule key -> outcome -> rows
     failures: list[str] = field(default_factory=list)
+    channel_errors: dict[str, str] = field(default_factory=dict)  # campaign -> why its channel refused us
 
-    def add(self, campaign: str, status: str) -> None:
-        counts = self.by_status.setdefault(campaign, {})
-        counts[status] = counts.get(status, 0) + 1
+    def add(self, campaign: str, status: str, rule_key: str | None = None) -> None:
+        _count(self.by_status, campaign, status)
+        if rule_key is not None:
+            _count(self.by_rule, rule_key, status)
 
 
 def _key(row) -> sa.ColumnElement[bool]:
@@ -252,8 +281,11 @@ def send_due(engine: Engine, tenant_id: str, campaigns: CampaignFile, senders: d
         handled += 1
         now = clock()
         with engine.begin() as conn:
+            due = sa.select(t.delivery).where(dl.tenant_id == tenant_id, dl.status == "pending", dl.due_at <= now)
+            if result.channel_errors:
+                due = due.where(dl.campaign.notin_(list(result.channel_errors)))
             row = conn.execute(
-                sa.select(t.delivery).where(dl.tenant_id == tenant_id, dl.status == "pending", dl.due_at <= now)
+                due
                 .order_by(dl.due_at, dl.campaign, dl.rule_key, dl.subject_type, dl.subject_id).limit(1)
             ).first()
             if row is None:
@@ -262,7 +294,7 @@ def send_due(engine: Engine, tenant_id: str, campaigns: CampaignFile, senders: d
             hold = _hold_reason(conn, row, campaign, now)
             if hold:
                 conn.execute(t.delivery.update().where(_key(row)).values(status="suppressed", reason=hold))
-                result.add(row.campaign, "suppressed")
+                result.add(row.campaign, "suppressed", row.rule_key)
                 continue
             claimed = conn.execute(
                 t.delivery.update().where(_key(row), dl.status == "pending")
@@ -275,22 +307,31 @@ def send_due(engine: Engine, tenant_id: str, campaigns: CampaignFile, senders: d
             senders[row.campaign].send(tip)
         except DeliveryError as exc:
             attempts = row.attempts + 1
-            final = exc.permanent or attempts >= max_attempts
-            values = {"status": "failed" if final else "pending", "reason": str(exc)[:1000]}
-            if not final:
-                values["due_at"] = clock() + retry_delay * attempts
+            if exc.channel_down:  # not this tip's fault: as it was, for the next run
+                values = {"status": "pending", "attempts": row.attempts, "claimed_at": row.claimed_at}
+                result.channel_errors[row.campaign] = str(exc)
+                log.error("campaign %s sends nothing more this run: %s", row.campaign, exc)
+                outcome = "channel_down"
+            elif exc.outcome is not None:
+                values, outcome = {"status": exc.outcome, "reason": str(exc)[:1000]}, exc.outcome
             else:
-                result.failures.append(f"{row.campaign} -> {row.recipient}: {exc} (attempt {attempts})")
+                final = exc.permanent or attempts >= max_attempts
+                values = {"status": "failed" if final else "pending", "reason": str(exc)[:1000]}
+                if not final:
+                    values["due_at"] = clock() + retry_delay * attempts
+                else:
+                    result.failures.append(f"{row.campaign} -> {row.recipient}: {exc} (attempt {attempts})")
+                outcome = values["status"] if final else "retry_later"
             with engine.begin() as conn:
                 conn.execute(t.delivery.update().where(_key(row), dl.status == "sending").values(**values))
-            result.add(row.campaign, values["status"] if final else "retry_later")
+            result.add(row.campaign, outcome, row.rule_key)
             continue
         if after_send is not None:
             after_send(tip)
         with engine.begin() as conn:
             conn.execute(t.delivery.update().where(_key(row), dl.status == "sending")
                          .values(status="sent", sent_at=clock(), reason=None))
-        result.add(row.campaign, "sent")
+        result.add(row.campaign, "sent", row.rule_key)
     log.info("deliveries for tenant %s: %s", tenant_id, result.by_status)
     return result
 

@@ -360,8 +360,9 @@ coaching_campaign = sa.Table(
 
 # The outbox: one row per (campaign, detection). ``idempotency_key`` travels with the message
 # (Idempotency-Key header, Message-ID) so a receiver can recognise a repeat. Status moves
-# pending -> sending -> sent | failed | pending (retry later); test, stale, suppressed and
-# in_doubt are final (see securitycoach.coaching.outbox).
+# pending -> sending -> sent | failed | no_chat_account | pending (retry later); test, stale,
+# suppressed, in_doubt and no_chat_account (no chat account for the KSAT email) are final (see
+# securitycoach.coaching.outbox).
 delivery = sa.Table(
     "delivery",
     metadata,

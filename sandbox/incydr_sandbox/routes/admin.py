@@ -116,7 +116,7 @@ def truth(state: State, format: str = "json"):
 
 @router.get("/sinks")
 def get_sinks(state: State) -> dict:
-    """What the webhook and SMTP sinks received, oldest first."""
+    """What the webhook, SMTP and Slack sinks received, oldest first."""
     return state.sinks.as_dict()
 
 
@@ -124,6 +124,13 @@ def get_sinks(state: State) -> dict:
 def clear_sinks(state: State) -> dict:
     state.sinks.clear()
     return state.sinks.as_dict()
+
+
+@router.get("/slack")
+def slack_workspace(state: State) -> dict:
+    """The Slack workspace: ``users`` (KSAT email -> Slack user and direct conversation ids) and
+    ``without_account`` (KSAT emails with no Slack account: ``users_not_found``)."""
+    return state.slack.as_dict()
 
 
 @router.post("/sinks/fail-next")
