@@ -1,9 +1,12 @@
-"""Measure what a page shift does to ``Code42Hook.iter_sessions`` in each listing order.
+"""Measure what a page shift does to ``Code42Hook.iter_sessions``: its begin-time sub-windows against
+paging the listings by page number in each order the API offers.
 
 A sandbox with 40 sessions an hour; a 14-hour window reaching 2 h past the sandbox clock; the
 clock moves 10 minutes with every page served (``advance_per_page_min``), so sessions arrive and
-change while the hook pages. For each order: items yielded, items yielded twice, items *skipped*
-(listed both when the listing began and when it ended, never yielded) and arrivals not yielded.
+change (end times grow, alerts appear and move sessions between the two listings) while the hook
+reads. For each way: items yielded, items yielded twice (in both listings: they moved, or a page
+shift doubled them), items *skipped* (present both when the read began and when it ended, never
+yielded) and arrivals not yielded (the next run's look-back reads those).
 
     .venv/bin/python scripts/page_shift_orders.py
 """
@@ -17,12 +20,11 @@ from datetime import timedelta
 
 from incydr_sandbox.process import SandboxProcess
 
-ORDERS = {
-    "hook default (asc)": {"has_alerts": False},
-    "has_alerts=true": {},
-    "sort_direction=desc": {"has_alerts": False, "sort_direction": "desc"},
-    "order_by=score": {"has_alerts": False, "order_by": "score"},
-    "order_by=end_time asc": {"has_alerts": False, "order_by": "end_time", "sort_direction": "asc"},
+ORDERS = {  # each reads both listings (has_alerts false, then true)
+    "hook: sub-windows": {},
+    "paged, end time DESC": {"sort_direction": "DESC"},  # the API's default order, paged
+    "paged, end time ASC": {"order_by": "end_time", "sort_direction": "ASC"},
+    "paged, score": {"order_by": "score"},
 }
 
 
