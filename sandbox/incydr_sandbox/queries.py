@@ -56,6 +56,12 @@ class SessionQuery:
         if self.order_by not in (None, "end_time", "score"):
             raise ApiError(400, "Bad Request", "order_by must be end_time or score")
 
+    @property
+    def only_time_and_alerts(self) -> bool:
+        """No filter but the time window and has_alerts, ordered by end time."""
+        return not (self.actor_id or self.states or self.severities or self.rule_ids or self.watchlist_ids
+                    or self.risk_indicators or self.inspection or self.type) and self.order_by in (None, "end_time")
+
     def matches(self, tenant: Tenant, p: SessionPlan, clock: int) -> bool:
         if p.observed > clock:
             return False  # not observed yet (a late session of an offline device)
@@ -83,15 +89,20 @@ class SessionQuery:
 
 
 def session_indices(tenant: Tenant, query: SessionQuery, clock: int) -> array:
-    """Indices of the matching sessions, in answer order."""
+    """Indices of the matching sessions, in answer order (ties broken by index, i.e. begin time)."""
     indices = tenant.index_range(query.on_or_after, query.before, clock)
+    if query.only_time_and_alerts:  # the sync's listings: from the facts arrays, no plan per session
+        facts = tenant.facts
+        facts.ensure(indices.start, indices.stop)
+        alerted = query.has_alerts
+        matched = [i for i in indices if facts.visible(i, clock) and facts.alerted(i, clock) == alerted]
+        matched.sort(key=lambda i: (facts.end_at(i, clock), i), reverse=query.descending)
+        return array("q", matched)
     matched = [i for i in indices if query.matches(tenant, tenant.plan(i), clock)]
     if query.order_by == "score":
-        matched.sort(key=lambda i: (tenant.plan(i).score_at(clock), tenant.plan(i).session_id),
-                     reverse=query.descending)
+        matched.sort(key=lambda i: (tenant.plan(i).score_at(clock), i), reverse=query.descending)
     else:  # end_time, the default
-        matched.sort(key=lambda i: (tenant.plan(i).end_at(clock), tenant.plan(i).session_id),
-                     reverse=query.descending)
+        matched.sort(key=lambda i: (tenant.plan(i).end_at(clock), i), reverse=query.descending)
     return array("q", matched)
 
 

