@@ -244,17 +244,26 @@ def alert_keys(tenant: Tenant, query: AlertQuery, clock: int) -> list[tuple[int,
         indices = tenant.late_indices(earliest - MAX_LATE_MS, earliest, clock) + indices
     slots = {rule.key: k for k, rule in enumerate(c.RULES)}
     found = []
+    if query.only_created_at:  # from the facts arrays: no plan per session
+        facts = tenant.facts
+        if indices:
+            facts.ensure(min(indices), max(indices) + 1)
+        for i in indices:
+            for slot, created in facts.alerts(i):
+                if created > clock:
+                    break
+                alert = {"createdAt": iso_ms(created), "id": tenant.alert_id(i, c.RULES[slot])}
+                if query.test(alert):
+                    found.append((created, alert["id"], i, slot))
+        found.sort(key=lambda item: (item[0], item[1]), reverse=query.descending)
+        return [(i, slot) for _, _, i, slot in found]
     for i in indices:
         plan = tenant.plan(i)
         for rule, created in zip(plan.rules, plan.alert_times(), strict=True):
             if created > clock:
                 continue
-            if query.only_created_at:
-                alert = {"createdAt": iso_ms(created), "id": tenant.alert_id(i, rule)}
-                sort_value = created
-            else:
-                alert = tenant.alert(plan, slots[rule.key], clock)
-                sort_value = created if query.sort_key == "CreatedAt" else (alert.get(_FIELDS[query.sort_key]) or "")
+            alert = tenant.alert(plan, slots[rule.key], clock)
+            sort_value = created if query.sort_key == "CreatedAt" else (alert.get(_FIELDS[query.sort_key]) or "")
             if query.test(alert):
                 found.append((sort_value, alert["id"], i, slots[rule.key]))
     found.sort(key=lambda item: (item[0], item[1]), reverse=query.descending)

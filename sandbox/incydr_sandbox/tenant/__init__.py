@@ -63,7 +63,7 @@ class Tenant:
                                                     self.watchlist_id)
         self.alert_rules_by_id = {r["id"]: r for r in self.alert_rules}
         self.plan = lru_cache(maxsize=8192)(self._plan)
-        self.facts = SessionFacts(self._plan)
+        self.facts = SessionFacts(self._plan, _RULE_SLOT)
 
     def warm(self, clock: int) -> int:
         """Plan every session begun by ``clock`` into ``facts`` now (listings then need no plans)."""

@@ -5,7 +5,8 @@ end time, and both need the session's plan (which rules alert on it decides when
 is created). A plan costs ~0.1 ms, so a listing over a month of a big tenant would plan every
 session of it on every request. Instead each session is planned once, in chunks, the first time a
 listing covers it, and three numbers are kept: when it is first observed, when its last event is,
-when its first alert is created (or never). ``warm()`` plans the whole span up front (the bench
+when its first alert is created (or never), and which rules alert on it (a bit per rule slot; its
+alerts are created a second apart in slot order, so the alert listing needs no plan either). ``warm()`` plans the whole span up front (the bench
 does, so its timings exclude it).
 """
 
@@ -20,11 +21,13 @@ NEVER = -1  # no alert, ever
 
 
 class SessionFacts:
-    def __init__(self, plan: Callable) -> None:
+    def __init__(self, plan: Callable, slots: dict[str, int]) -> None:
+        self._slot = slots  # rule key -> slot in catalog.RULES
         self._plan = plan  # index -> SessionPlan (uncached: each session is planned here once)
         self.observed = array("q")
         self.end = array("q")
         self.first_alert = array("q")
+        self.rules = array("q")  # bit k: catalog.RULES[k] alerts on it
         self._done = bytearray()  # per chunk
         self._lock = threading.Lock()
 
@@ -37,13 +40,14 @@ class SessionFacts:
             with self._lock:
                 grow = (chunk + 1) * CHUNK - len(self.observed)
                 if grow > 0:
-                    for column in (self.observed, self.end, self.first_alert):
+                    for column in (self.observed, self.end, self.first_alert, self.rules):
                         column.extend([0] * grow)
                     self._done.extend(b"\0" * (chunk + 1 - len(self._done)))
                 for i, p in enumerate(rows, chunk * CHUNK):
                     times = p.alert_times()
                     self.observed[i], self.end[i] = p.observed, p.end
                     self.first_alert[i] = times[0] if times else NEVER
+                    self.rules[i] = sum(1 << self._slot[r.key] for r in p.rules)
                 self._done[chunk] = 1
 
     def visible(self, i: int, clock: int) -> bool:
@@ -55,3 +59,12 @@ class SessionFacts:
     def end_at(self, i: int, clock: int) -> int:
         """endTime shown at ``clock`` (as ``SessionPlan.end_at``)."""
         return min(self.end[i], max(clock, self.observed[i]))
+
+    def alerts(self, i: int) -> list[tuple[int, int]]:
+        """(rule slot, createdAt) of every alert session ``i`` ever gets, in time order (as
+        ``SessionPlan.alert_times``: one per rule, in slot order, a second apart)."""
+        first, mask = self.first_alert[i], self.rules[i]
+        if first == NEVER:
+            return []
+        slots = [k for k in range(mask.bit_length()) if mask >> k & 1]
+        return [(slot, first + n * 1000) for n, slot in enumerate(slots)]
