@@ -12,10 +12,19 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+import requests
+import tenacity
 from http_front import HttpFront
 
 from code42_hook import Code42ApiError, Code42ConfigError, Code42Hook, Code42PayloadError
 from code42_hook.records import Record
+from code42_hook.retry import (
+    RetryableStatus,
+    TruncatedBody,
+    is_transient,
+    parse_retry_after,
+    wait_retry_after_or_backoff,
+)
 from code42_hook.urls import normalize_base_url
 
 _ids = count()
@@ -391,3 +400,59 @@ def test_the_auth_objects_register_their_secrets_themselves(fresh_masker):
     Code42TokenAuth("client-id", "secret-from-elsewhere-1")
     BearerKeyAuth("ksat-key-from-elsewhere-2")
     assert redact("a=secret-from-elsewhere-1 b=ksat-key-from-elsewhere-2 c=client-id") == "a=*** b=*** c=client-id"
+
+
+def _retry_state(exc: BaseException, attempt: int = 1) -> tenacity.RetryCallState:
+    state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    state.set_exception((type(exc), exc, None))
+    return state
+
+
+def _response(status: int, retry_after: str | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    return response
+
+
+def test_the_retry_policy_says_what_is_transient():
+    for status in (429, 500, 502, 503, 504):  # what the token fetch raises as HTTPError
+        assert is_transient(requests.HTTPError(response=_response(status))), status
+    for status in (400, 401, 403, 404, 409, 501):
+        assert not is_transient(requests.HTTPError(response=_response(status))), status
+    assert not is_transient(requests.HTTPError("no response"))
+    for exc in (RetryableStatus(503, None), TruncatedBody("cut"), requests.ConnectionError(), requests.ReadTimeout(),
+                requests.ConnectTimeout(), requests.exceptions.ChunkedEncodingError()):
+        assert is_transient(exc), exc
+    assert not is_transient(ValueError("a bug")) and not is_transient(Code42PayloadError("/x", None, "bad"))
+    exc = RetryableStatus(429, 2.5)
+    assert str(exc) == "HTTP 429" and (exc.status, exc.retry_after) == (429, 2.5)
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("7", 7.0), ("0.5", 0.5), ("0", 0.0), ("-3", 0.0), ("100000", 300.0), (None, None), ("", None),
+    ("Wed, 21 Oct 2026 07:28:00 GMT", None),  # the HTTP-date form is not honoured: back off instead
+])
+def test_retry_after_is_read_in_seconds_and_bounded(header, seconds):
+    assert parse_retry_after(header) == seconds
+
+
+def test_the_wait_honours_retry_after_else_backs_off_exponentially_with_jitter():
+    wait = wait_retry_after_or_backoff(0.4, maximum=5.0)  # jitter on Retry-After: up to 0.4 / 4 = 0.1 s
+    told = [wait(_retry_state(RetryableStatus(429, 7.0))) for _ in range(300)]
+    assert all(7.0 <= w <= 7.1 for w in told) and max(told) - min(told) > 0.05
+    header = [wait(_retry_state(requests.HTTPError(response=_response(429, "3")))) for _ in range(300)]
+    assert all(3.0 <= w <= 3.1 for w in header) and max(header) > 3.05
+    for attempt, base in ((1, 0.4), (2, 0.8), (3, 1.6)):  # 0.4 * 2**(n-1) + uniform(0, 0.4)
+        waits = [wait(_retry_state(RetryableStatus(503, None), attempt)) for _ in range(300)]
+        assert all(base <= w <= base + 0.4 for w in waits), (attempt, min(waits), max(waits))
+        assert max(waits) - min(waits) > 0.2
+    assert all(wait(_retry_state(requests.ConnectionError(), 12)) == 5.0 for _ in range(20))  # capped
+    no_header = [wait(_retry_state(requests.HTTPError(response=_response(503)), 1)) for _ in range(100)]
+    assert all(0.4 <= w <= 0.8 for w in no_header)
+    assert all(0.4 <= wait(_retry_state(requests.HTTPError("no response"))) <= 0.8 for _ in range(50))
+    big = wait_retry_after_or_backoff(8.0)  # the jitter on Retry-After stays under 1.0 / 4 s
+    assert all(2.0 <= big(_retry_state(RetryableStatus(429, 2.0))) <= 2.25 for _ in range(200))
+    assert max(big(_retry_state(RetryableStatus(429, 2.0))) for _ in range(200)) > 2.15
