@@ -7,8 +7,9 @@ mutmut but ``code42_hook.retry`` to the tests, and mutmut stops ("tests recorded
 but none match any mutant key"). So the run happens in a scratch copy, ``build/mutation/work``,
 where ``src/`` holds a copy of ``plugins/``'s packages: the names match and ``mutants/src`` comes
 before the editable ``plugins/`` on sys.path. include/ (SQL, templates, config) is read from this
-checkout (``SECURITYCOACH_HOME``); dags/ is linked. The mutated modules, the tests that judge them
-and the patterns of lines left alone are ``[tool.mutmut]`` in pyproject.toml.
+checkout and copied along with dags/. The modules, the tests that judge them and the lines left alone
+are ``[tool.mutmut]`` in pyproject.toml; the functions whose mutants run (mutmut's own name globs,
+passed to ``mutmut run``) are ``[tool.securitycoach.mutation] mutants``.
 
 Writes ``build/mutation/summary.json`` (score, killed, survived, survivors, seconds),
 ``build/mutation/survivors.diff`` (each survivor's diff) and ``build/mutation/run.log``.
@@ -18,6 +19,7 @@ code) counts as survived.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.metadata
 import json
 import os
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -56,11 +59,13 @@ def mutmut(*args: str, log=None) -> subprocess.CompletedProcess:
                           stdout=log or subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
 
 
-def results() -> dict[str, str]:
+def results(selected: list[str]) -> dict[str, str]:
+    """Status of each selected mutant (the files hold every mutant of a module, checked or not)."""
     statuses = {}
     for meta in sorted((WORK / "mutants").rglob("*.py.meta")):
         for name, code in json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"].items():
-            statuses[name] = STATUS.get(code, "suspicious")
+            if any(fnmatch.fnmatchcase(name, pattern) for pattern in selected):
+                statuses[name] = STATUS.get(code, "suspicious")
     return statuses
 
 
@@ -77,9 +82,11 @@ def main() -> int:
     started = time.monotonic()
     OUT.mkdir(parents=True, exist_ok=True)
     build_work_tree()
+    selected = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["securitycoach"][
+        "mutation"]["mutants"]
     with (OUT / "run.log").open("w", encoding="utf-8") as log:
-        run = mutmut("run", "--max-children", os.environ.get("MUTATION_CHILDREN", "2"), log=log)
-    statuses = results()
+        run = mutmut("run", "--max-children", os.environ.get("MUTATION_CHILDREN", "2"), *selected, log=log)
+    statuses = results(selected)
     if not statuses or set(statuses.values()) <= {"not checked"}:
         print((OUT / "run.log").read_text(encoding="utf-8")[-3000:])
         print(f"mutmut checked no mutant (exit {run.returncode}); see {OUT / 'run.log'}")
