@@ -90,7 +90,8 @@ def _empty_setup(engine, sandbox, monkeypatch, tmp_path):
 
 @pytest.fixture
 def coaching(sqlite_warehouse, sandbox, monkeypatch, tmp_path):
-    return _setup(sqlite_warehouse, sandbox, monkeypatch, tmp_path)
+    yield _setup(sqlite_warehouse, sandbox, monkeypatch, tmp_path)
+    sandbox.clear_sinks()  # the sandbox is shared: later modules expect empty sinks
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -407,11 +408,12 @@ def test_a_detection_exactly_freshness_hours_old_is_not_stale(coaching):
     assert {v for k, v in status.items() if k > edge} == {"pending"}
 
 
-def test_two_senders_racing_on_one_row_send_it_once(pg_warehouse, sandbox, monkeypatch, tmp_path):
+def test_two_senders_racing_on_one_row_send_it_once(pg_warehouse, sandbox, monkeypatch, tmp_path, request):
     """Two workers read the same due row before either claims it (held at the claim by a barrier):
     the conditional claim lets one of them send it; the other finds it taken. Real PostgreSQL."""
     import threading
 
+    request.addfinalizer(sandbox.clear_sinks)  # the sandbox is shared: later modules expect empty sinks
     s = _setup(pg_warehouse, sandbox, monkeypatch, tmp_path)
     limit = {"minutes_between": 0, "daily_cap": 100}
     campaigns = s.campaigns(campaign("Chat", rules=SESSION_RULES, delivery_limit=limit))
