@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: venv demo test lint bench bench-mapping clean
+.PHONY: venv demo test lint bench bench-mapping mutation clean
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -28,6 +28,12 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) build data
+
+# Mutation testing (not part of `make test`): mutmut over the modules that decide correctness, with
+# their own tests ([tool.mutmut] in pyproject.toml); prints the score and the survivors, writes
+# build/mutation/summary.json. MUTATION_CHILDREN=N runs N mutants at once (default 2).
+mutation: venv
+	$(PY) scripts/mutation.py
 
 bench-mapping: venv
 	$(PY) benchmarks/bench_mapping.py

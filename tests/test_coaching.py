@@ -98,7 +98,8 @@ def no_slack_account(s: Setup) -> set[int]:
 
 @pytest.fixture
 def coaching(sqlite_warehouse, sandbox, monkeypatch, tmp_path):
-    return _setup(sqlite_warehouse, sandbox, monkeypatch, tmp_path)
+    yield _setup(sqlite_warehouse, sandbox, monkeypatch, tmp_path)
+    sandbox.clear_sinks()  # the sandbox is shared: later modules expect empty sinks
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -393,3 +394,82 @@ def test_the_default_campaign_file_is_valid():
     assert {c.channel.type for c in campaigns.campaigns} == {"slack_dm", "email"}
     assert campaigns.team_digest.channel.type == "webhook" and campaigns.team_digest.channel.audience == "team"
 
+
+
+def test_a_tip_exactly_the_delivery_limit_after_the_last_one_is_due(coaching):
+    s = coaching
+    t0, gap = s.now, timedelta(minutes=20)
+    limit = {"minutes_between": 20, "daily_cap": 10}
+    first = s.campaigns(campaign("Chat", rules=["removable-media"], delivery_limit=limit))
+    s.plan(first, now=t0)
+    s.send(first, at=t0)
+    coached = {d.ksat_user_id for d in s.deliveries(status="sent")}
+    assert coached
+    more = s.campaigns(campaign("Chat", rules=SESSION_RULES, delivery_limit=limit))
+    s.plan(more, now=t0)
+    waiting = {d.ksat_user_id for d in s.deliveries(status="pending")}
+    assert waiting & coached  # users with a tip at t0 and more to come
+    s.send(more, at=t0 + gap)  # exactly 20 minutes after their last tip: due (one each, the rest held)
+    got = Counter(d.ksat_user_id for d in s.deliveries(status="sent") if as_utc(d.sent_at) == t0 + gap)
+    assert set(got) == waiting and set(got.values()) == {1}
+
+
+def test_a_detection_exactly_freshness_hours_old_is_not_stale(coaching):
+    s = coaching
+    probe = s.campaigns(campaign("Probe", rules=SESSION_RULES, test_mode=True))
+    s.plan(probe)
+    occurred = sorted({as_utc(d.occurred_at) for d in s.deliveries(campaign="Probe")})
+    edge = occurred[len(occurred) // 2]  # a detection time with older ones before it
+    at = edge + timedelta(hours=24)
+    live = s.campaigns(campaign("Chat", rules=SESSION_RULES), freshness_hours=24)
+    s.plan(live, now=at)
+    status = {as_utc(d.occurred_at): d.status for d in s.deliveries(campaign="Chat")}
+    assert status[edge] == "pending"
+    assert {v for k, v in status.items() if k < edge} == {"stale"}
+    assert {v for k, v in status.items() if k > edge} == {"pending"}
+
+
+def test_two_senders_racing_on_one_row_send_it_once(pg_warehouse, sandbox, monkeypatch, tmp_path, request):
+    """Two workers read the same due row before either claims it (held at the claim by a barrier):
+    the conditional claim lets one of them send it; the other finds it taken. Real PostgreSQL."""
+    import threading
+
+    request.addfinalizer(sandbox.clear_sinks)  # the sandbox is shared: later modules expect empty sinks
+    s = _setup(pg_warehouse, sandbox, monkeypatch, tmp_path)
+    limit = {"minutes_between": 0, "daily_cap": 100}
+    campaigns = s.campaigns(campaign("Chat", rules=SESSION_RULES, delivery_limit=limit))
+    s.plan(campaigns)
+    pending = s.deliveries(status="pending")
+    assert len(pending) > 1
+    with s.engine.begin() as conn:  # leave one due row: the one both workers will go for
+        conn.execute(t.delivery.update().where(t.delivery.c.idempotency_key != pending[0].idempotency_key,
+                                               t.delivery.c.status == "pending")
+                     .values(due_at=s.now + timedelta(days=1)))
+    at_claim = threading.Barrier(2, timeout=30)
+    held = threading.local()
+
+    @sa.event.listens_for(s.engine, "before_cursor_execute")
+    def hold_the_first_claim(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE DELIVERY SET STATUS") and not getattr(held, "done", False):
+            held.done = True
+            at_claim.wait()
+
+    results, errors = [], []
+
+    def worker():
+        try:
+            results.append(s.send(campaigns, max_rows=2))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    sa.event.remove(s.engine, "before_cursor_execute", hold_the_first_claim)
+    assert errors == [] and not any(thread.is_alive() for thread in threads)
+    assert sorted(r.by_status.get("Chat", {}).get("sent", 0) for r in results) == [0, 1]
+    arrived = [w["idempotency_key"] for w in sandbox.sinks()["webhook"]]
+    assert arrived == [pending[0].idempotency_key]
+    assert [d.idempotency_key for d in s.deliveries(status="sent")] == [pending[0].idempotency_key]

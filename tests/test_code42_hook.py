@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -11,9 +12,19 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
+import requests
+import tenacity
+from http_front import HttpFront
 
 from code42_hook import Code42ApiError, Code42ConfigError, Code42Hook, Code42PayloadError
 from code42_hook.records import Record
+from code42_hook.retry import (
+    RetryableStatus,
+    TruncatedBody,
+    is_transient,
+    parse_retry_after,
+    wait_retry_after_or_backoff,
+)
 from code42_hook.urls import normalize_base_url
 
 _ids = count()
@@ -288,3 +299,171 @@ def test_a_listing_that_did_not_grow_is_read_once_per_page(make_hook):
     hook = make_hook(pages_in_flight=4)
     got = [r.id for r in hook._paged(_Item, "/test", 2, request, items_key="items", grows_at_end=lambda r: r.id)]
     assert got == [f"i{n}" for n in range(5)] and sorted(served) == [0, 1, 2]
+
+
+def test_an_alert_created_exactly_at_the_end_belongs_to_the_next_interval_only(make_hook, window):
+    start, end = window
+    hook = make_hook()
+    alerts = list(hook.iter_alerts(start, end))
+    edge = alerts[len(alerts) // 2]  # an interval boundary exactly on one alert's createdAt
+    assert start < edge.created_at < end
+    before = _ids_of(hook.iter_alerts(start, edge.created_at), "id")
+    after = _ids_of(hook.iter_alerts(edge.created_at, end), "id")
+    assert edge.id not in before and edge.id in after
+    assert sorted(before + after) == sorted(a.id for a in alerts)
+
+
+@pytest.mark.parametrize("in_flight", [1, 4])
+def test_a_listing_whose_last_page_is_exactly_full_makes_no_extra_request(make_hook, in_flight):
+    listing = [{"id": f"i{n}"} for n in range(6)]  # page size 2: pages 0, 1, 2, all full
+    served: list[int] = []
+
+    def request(page):
+        served.append(page)
+        return {"items": listing[2 * page:2 * page + 2], "totalCount": len(listing)}
+
+    hook = make_hook(pages_in_flight=in_flight)
+    got = [r.id for r in hook._paged(_Item, "/test", 2, request, items_key="items")]
+    assert got == [f"i{n}" for n in range(6)] and sorted(served) == [0, 1, 2]
+
+
+def test_an_exactly_full_alerts_page_is_the_last_request(make_hook, clean_sandbox, window):
+    hook = make_hook()
+    alerts = list(hook.iter_alerts(*window))
+    listed = hook.stats.items  # what the API listed for the range (before the end is trimmed)
+    assert len(alerts) <= listed <= 500
+    hook = make_hook()
+    hook.ALERTS_PAGE_SIZE = listed  # one page, exactly full: its totalCount says it is the last
+    before = clean_sandbox.stats()["data_requests"]
+    assert _ids_of(hook.iter_alerts(*window), "id") == _ids_of(alerts, "id")
+    assert clean_sandbox.stats()["data_requests"] - before == 1 and hook.stats.requests == 1
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_a_transient_status_on_the_token_endpoint_is_retried(make_hook, clean_sandbox, window, status):
+    """The sandbox's fault knobs never touch POST /v1/oauth: an HTTP front in between answers there."""
+    with HttpFront(clean_sandbox.base_url, fail={"/v1/oauth": [status, status]}) as front:
+        hook = make_hook(host=front.base_url)
+        assert hook.tenant_id == clean_sandbox.tenant_id
+        rules = list(hook.iter_alert_rules())
+    assert len(rules) == 8
+    assert front.seen[:3] == [("POST", "/v1/oauth", status), ("POST", "/v1/oauth", status),
+                              ("POST", "/v1/oauth", 200)]
+    assert hook.stats.retries == 2 and hook.stats.token_fetches == 3
+
+
+@pytest.fixture
+def fresh_masker():
+    """Airflow's secrets masker with nothing registered: only what this test's code registers counts.
+    The patterns registered before are restored afterwards."""
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+    masker = _secrets_masker()
+    saved = (set(masker.patterns), masker.replacer)
+    masker.reset_masker()
+    yield masker
+    masker.patterns = saved[0] | masker.patterns
+    masker.replacer = re.compile("|".join(masker.patterns)) if masker.patterns else saved[1]
+
+
+def test_a_fetched_token_the_client_secret_and_the_knowbe4_key_are_masked(make_hook, clean_sandbox, fresh_masker,
+                                                                          monkeypatch, tmp_path):
+    import structlog
+    from airflow.sdk._shared.secrets_masker import redact
+    from airflow.sdk.log import logging_processors
+
+    from knowbe4_hook import KnowBe4Hook
+
+    hook = make_hook()
+    token = hook.session.auth.token()  # the connection is read and a token fetched
+    monkeypatch.setenv("AIRFLOW_CONN_KSAT_MASK_TEST", json.dumps(
+        {"conn_type": "knowbe4", "password": clean_sandbox.ksat_key, "host": clean_sandbox.base_url}))
+    assert list(KnowBe4Hook("ksat_mask_test").iter_groups())  # the KnowBe4 key in use
+    raw = {"token": token, "client secret": clean_sandbox.client_secret, "KnowBe4 key": clean_sandbox.ksat_key}
+    line = " ".join(f"{name}={value}" for name, value in raw.items())
+    redacted = redact(line)
+    assert redacted == "token=*** client secret=*** KnowBe4 key=***"
+    # a task's log line, written by the processors Airflow's supervisor writes task log files with
+    path = tmp_path / "task.log"
+    with path.open("ab") as out:
+        task_log = structlog.wrap_logger(structlog.BytesLogger(out), processors=logging_processors(json_output=True),
+                                         logger_name="task")
+        task_log.warning("calling Code42 with %s", line, headers={"Authorization": f"Bearer {token}"})
+    written = path.read_text(encoding="utf-8")
+    event = json.loads(written)
+    # (Airflow's task log processors also cut any JWT down to "eyJ***" on their own)
+    assert re.fullmatch(r"calling Code42 with token=(eyJ)?\*\*\* client secret=\*\*\* KnowBe4 key=\*\*\*",
+                        event["event"]), event["event"]
+    assert event["headers"] == {"Authorization": "***"}
+    for name, value in raw.items():
+        assert value not in written, name
+    assert token.split(".")[1] not in written
+
+
+def test_the_auth_objects_register_their_secrets_themselves(fresh_masker):
+    """Airflow masks a connection's password when it reads it; the auth objects register the client
+    secret and the KnowBe4 key themselves too, for credentials that come from anywhere else."""
+    from airflow.sdk._shared.secrets_masker import redact
+
+    from code42_hook.auth import Code42TokenAuth
+    from knowbe4_hook.hook import BearerKeyAuth
+
+    Code42TokenAuth("client-id", "secret-from-elsewhere-1")
+    BearerKeyAuth("ksat-key-from-elsewhere-2")
+    assert redact("a=secret-from-elsewhere-1 b=ksat-key-from-elsewhere-2 c=client-id") == "a=*** b=*** c=client-id"
+
+
+def _retry_state(exc: BaseException, attempt: int = 1) -> tenacity.RetryCallState:
+    state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    state.set_exception((type(exc), exc, None))
+    return state
+
+
+def _response(status: int, retry_after: str | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
+    return response
+
+
+def test_the_retry_policy_says_what_is_transient():
+    for status in (429, 500, 502, 503, 504):  # what the token fetch raises as HTTPError
+        assert is_transient(requests.HTTPError(response=_response(status))), status
+    for status in (400, 401, 403, 404, 409, 501):
+        assert not is_transient(requests.HTTPError(response=_response(status))), status
+    assert not is_transient(requests.HTTPError("no response"))
+    for exc in (RetryableStatus(503, None), TruncatedBody("cut"), requests.ConnectionError(), requests.ReadTimeout(),
+                requests.ConnectTimeout(), requests.exceptions.ChunkedEncodingError()):
+        assert is_transient(exc), exc
+    assert not is_transient(ValueError("a bug")) and not is_transient(Code42PayloadError("/x", None, "bad"))
+    exc = RetryableStatus(429, 2.5)
+    assert str(exc) == "HTTP 429" and (exc.status, exc.retry_after) == (429, 2.5)
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("7", 7.0), ("0.5", 0.5), ("0", 0.0), ("-3", 0.0), ("100000", 300.0), (None, None), ("", None),
+    ("Wed, 21 Oct 2026 07:28:00 GMT", None),  # the HTTP-date form is not honoured: back off instead
+])
+def test_retry_after_is_read_in_seconds_and_bounded(header, seconds):
+    assert parse_retry_after(header) == seconds
+
+
+def test_the_wait_honours_retry_after_else_backs_off_exponentially_with_jitter():
+    wait = wait_retry_after_or_backoff(0.4, maximum=5.0)  # jitter on Retry-After: up to 0.4 / 4 = 0.1 s
+    told = [wait(_retry_state(RetryableStatus(429, 7.0))) for _ in range(300)]
+    assert all(7.0 <= w <= 7.1 for w in told) and max(told) - min(told) > 0.05
+    header = [wait(_retry_state(requests.HTTPError(response=_response(429, "3")))) for _ in range(300)]
+    assert all(3.0 <= w <= 3.1 for w in header) and max(header) > 3.05
+    for attempt, base in ((1, 0.4), (2, 0.8), (3, 1.6)):  # 0.4 * 2**(n-1) + uniform(0, 0.4)
+        waits = [wait(_retry_state(RetryableStatus(503, None), attempt)) for _ in range(300)]
+        assert all(base <= w <= base + 0.4 for w in waits), (attempt, min(waits), max(waits))
+        assert max(waits) - min(waits) > 0.2
+    assert all(wait(_retry_state(requests.ConnectionError(), 12)) == 5.0 for _ in range(20))  # capped
+    no_header = [wait(_retry_state(requests.HTTPError(response=_response(503)), 1)) for _ in range(100)]
+    assert all(0.4 <= w <= 0.8 for w in no_header)
+    assert all(0.4 <= wait(_retry_state(requests.HTTPError("no response"))) <= 0.8 for _ in range(50))
+    big = wait_retry_after_or_backoff(8.0)  # the jitter on Retry-After stays under 1.0 / 4 s
+    assert all(2.0 <= big(_retry_state(RetryableStatus(429, 2.0))) <= 2.25 for _ in range(200))
+    assert max(big(_retry_state(RetryableStatus(429, 2.0))) for _ in range(200)) > 2.15

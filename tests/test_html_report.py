@@ -189,6 +189,39 @@ def test_hostile_api_strings_appear_only_as_text(hostile, tmp_path):
         assert not any(value in attribute for attribute in page.attributes), value
 
 
+RULE_ID = "<img src=x onerror=alert(2)>"
+ACTOR_ID = "<svg onload=alert(3)>"
+
+
+@pytest.fixture
+def hostile_ids(hostile):
+    """Tenant B's ids are hostile too (rule, actor and KSAT ids come from the APIs): its rule key RM and
+    its actor b1 are renamed everywhere they are stored, and b1 loses its name so its id is shown."""
+    with hostile.begin() as conn:
+        for table in t.metadata.sorted_tables:
+            for column, old, new in (("rule_key", RM, RULE_ID), ("actor_id", "b1", ACTOR_ID)):
+                if column in table.c and "tenant_id" in table.c:
+                    conn.execute(table.update().where(table.c.tenant_id == B, table.c[column] == old)
+                                 .values({column: new}))
+        conn.execute(t.code42_actor.update().where(t.code42_actor.c.tenant_id == B,
+                                                   t.code42_actor.c.actor_id == ACTOR_ID).values(name=None))
+        conn.execute(t.code42_session.update().where(t.code42_session.c.tenant_id == B,
+                                                     t.code42_session.c.actor_id == ACTOR_ID).values(actor_name=None))
+    return hostile
+
+
+def test_hostile_ids_appear_only_as_text(hostile_ids, tmp_path):
+    raw = write_tenant_report(hostile_ids, B, *JANUARY, out_dir=tmp_path, now=NOW).read_text(encoding="utf-8")
+    page = parse(tmp_path / "securitycoach_tenant-b_2026-01-01_2026-01-31.html")
+    for value in (RULE_ID, ACTOR_ID):
+        assert value not in raw, value
+        assert not any(value in attribute for attribute in page.attributes), value
+    recidivism = body(page, "recidivism")
+    assert recidivism and [row[1] for row in recidivism] == [RULE_ID] * len(recidivism)
+    assert ACTOR_ID in [row[1] for row in body(page, "risky-users")]
+    assert html.escape(RULE_ID, quote=False) in raw and html.escape(ACTOR_ID, quote=False) in raw
+
+
 def test_period_validation(hostile):
     assert resolve_period(hostile, A, "2026-01-10") == Period(ts("2026-01-10").date(), ts("2026-03-01").date())
     assert resolve_period(hostile, "no-such-tenant", today=NOW.date()) == Period(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from securitycoach import streams
+from securitycoach import streams, sync
 from securitycoach.timeutil import as_utc
 from securitycoach.warehouse import SCHEMA_VERSION, migrate
 from securitycoach.warehouse import schema as t
@@ -92,3 +92,37 @@ def test_a_failed_batch_leaves_nothing_half_written(warehouse):
     # the children were written before the failing session upsert, and rolled back with it
     assert [digest[name][0] for name in ("code42_session", "code42_session_risk_indicator",
                                          "code42_session_alert")] == [0, 0, 0]
+
+
+def _stage_and_load(engine, run_key, items) -> int:
+    with engine.begin() as conn:
+        conn.execute(t.staging_record.insert(), [
+            {"tenant_id": TENANT, "run_key": run_key, "stream": "sessions", "record_id": item["sessionId"],
+             "cursor_value": None, "payload": item} for item in items])
+    return sync.load_staged(engine, streams.STREAMS["sessions"], tenant_id=TENANT, run_key=run_key)
+
+
+def test_staged_load_ignores_an_older_or_equal_last_updated(warehouse):
+    """Through load_staged: on PostgreSQL the in-database SQL (include/sql/load), on SQLite the Python
+    path. A staged copy whose lastUpdated is not newer changes nothing: not the session, not its
+    alerts or risk indicators, and it is not queued for detection again."""
+    current = session_item("s1", T0 + 2000, state="CLOSED_TP", alerts=("a1", "a2"), indicators=(("ri-2", 4),))
+    assert _stage_and_load(warehouse, "first", [current, session_item("s2", T0 + 2000)]) == 2
+    with warehouse.begin() as conn:
+        conn.execute(t.detection_queue.delete())
+    before = table_digests(warehouse)
+    older = session_item("s1", T0 + 1500, state="CLOSED_FP", alerts=("a9",), indicators=(("ri-9", 9),))
+    equal = session_item("s2", T0 + 2000, state="CLOSED_FP", alerts=("a8",), indicators=(("ri-8", 8),))
+    assert _stage_and_load(warehouse, "second", [older, equal]) == 0
+    assert table_digests(warehouse) == before
+    with warehouse.connect() as conn:
+        assert conn.execute(sa.select(t.detection_queue)).all() == []
+        alerts = conn.execute(sa.select(t.code42_session_alert.c.session_id, t.code42_session_alert.c.alert_id)
+                              .order_by("session_id", "alert_id")).all()
+        assert [tuple(a) for a in alerts] == [("s1", "a1"), ("s1", "a2"), ("s2", "a1")]
+        assert _session(conn, "s1")["state"] == "CLOSED_TP"
+    newer = session_item("s1", T0 + 2001, state="CLOSED_FP", alerts=("a9",))
+    assert _stage_and_load(warehouse, "third", [newer]) == 1
+    with warehouse.connect() as conn:
+        assert _session(conn, "s1")["state"] == "CLOSED_FP"
+        assert conn.execute(sa.select(t.detection_queue.c.subject_id)).scalars().all() == ["s1"]
