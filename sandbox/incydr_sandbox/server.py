@@ -15,7 +15,18 @@ from fastapi import FastAPI
 from incydr_sandbox import errors
 from incydr_sandbox.config import SandboxConfig
 from incydr_sandbox.faults import FaultMiddleware
-from incydr_sandbox.routes import actors, admin, alert_rules, alerts, knowbe4, oauth, sessions, sinks, slack, watchlists
+from incydr_sandbox.routes import (
+    actors,
+    admin,
+    alert_rules,
+    alerts,
+    knowbe4,
+    oauth,
+    sessions,
+    sinks,
+    slack,
+    watchlists,
+)
 from incydr_sandbox.state import SandboxState
 
 
