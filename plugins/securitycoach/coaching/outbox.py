@@ -101,7 +101,8 @@ def plan_deliveries(engine: Engine, tenant_id: str, campaigns: CampaignFile, tem
                     watchlists: dict[str, WatchlistGate] | None = None) -> PlanResult:
     """Add outbox rows for detections not yet planned for each enabled campaign.
 
-    Each row is first checked against Code42 (``triage.hold``): a subject cleared by triage is
+    A row that would be pending (not test mode, not stale) is checked against Code42
+    (``triage.hold``): a subject cleared by triage is
     ``withdrawn``, an actor on one of the campaign's watchlists ``on_watchlist``, a subject an
     Instructor lesson covered ``covered_by_instructor``; these are final. ``watchlists``: the
     campaigns' resolved ``suppress_watchlists`` (a gate with an error plans rows as pending; the
@@ -137,7 +138,7 @@ def plan_deliveries(engine: Engine, tenant_id: str, campaigns: CampaignFile, tem
                     planned.append(_planned_row(tenant_id, campaign, row, templates, now, freshness))
                     code42 = hold(campaign, states.get((row.subject_type, row.subject_id)), row.actor_id,
                                   gate if gate is not None and gate.error is None else None)
-                    if code42 is not None:
+                    if code42 is not None and planned[-1]["status"] == "pending":
                         planned[-1]["status"], planned[-1]["reason"] = code42
                     result.add(campaign.name, planned[-1]["status"], row.rule_key)
                 upsert(conn, t.delivery, planned, do_nothing=True)
