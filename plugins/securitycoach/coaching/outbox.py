@@ -334,7 +334,7 @@ def send_due(engine: Engine, tenant_id: str, campaigns: CampaignFile, senders: d
                               watchlists.get(row.campaign))
                 if code42 is not None:
                     conn.execute(t.delivery.update().where(_key(row), dl.status == "pending")
-                                 .values(status=code42[0], reason=code42[1]))
+                                 .values(status=code42[0], reason=f"{code42[1]} (checked just before sending)"))
                     result.add(row.campaign, code42[0], row.rule_key)
                     continue
             hold_reason = _hold_reason(conn, row, campaign, now)
