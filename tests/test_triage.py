@@ -303,3 +303,40 @@ def test_a_triage_state_set_three_days_after_a_session_began_reaches_the_warehou
             "SELECT subject_id, status FROM rpt_user_timeline WHERE kind = 'triage_change'")).all()
     mapped = {sid for sid, _ in timeline}
     assert {(sid, found[sid]) for sid in mapped & set(late)} <= set(timeline)
+
+
+def test_watchlists_are_paged_from_page_one(clean_sandbox, monkeypatch):
+    use_sandbox(monkeypatch, clean_sandbox)
+    whole, paged = Code42Hook(), Code42Hook()
+    paged.WATCHLISTS_PAGE_SIZE = 1  # one item a page: every page is read, none twice
+    lists = [w.watchlist_id for w in whole.iter_watchlists()]
+    assert [w.watchlist_id for w in paged.iter_watchlists()] == lists and len(lists) == 3
+    for wl in lists:
+        members = [m.actor_id for m in whole.iter_watchlist_members(wl)]
+        assert [m.actor_id for m in paged.iter_watchlist_members(wl)] == members
+    assert max(len(list(whole.iter_watchlist_members(wl))) for wl in lists) > 1
+
+
+def test_upgrade_from_version_4_widens_the_delivery_status(pg_warehouse):
+    """Version 5 on a PostgreSQL warehouse of version 4 (status VARCHAR(16), views over delivery)."""
+    from securitycoach.warehouse import SCHEMA_VERSION, migrate
+    from securitycoach.warehouse.migrate import _run_script, view_files
+
+    engine = pg_warehouse
+    with engine.begin() as conn:  # back to version 4: the old column, no coaching_block, the views
+        for view in ("rpt_coaching_summary", "rpt_recidivism", "rpt_top_campaigns", "rpt_top_groups",
+                     "rpt_user_timeline", "base_delivery_sent"):
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view} CASCADE")
+        conn.exec_driver_sql("ALTER TABLE delivery ALTER COLUMN status TYPE VARCHAR(16)")
+        conn.exec_driver_sql("DROP TABLE coaching_block")
+        conn.execute(t.schema_version.update().values(version=4))
+        for path in view_files("postgresql"):
+            if "rpt_user_timeline" not in path.name:
+                _run_script(conn, path)
+    assert migrate(engine) == 4
+    columns = {c["name"]: c for c in sa.inspect(engine).get_columns("delivery")}
+    assert columns["status"]["type"].length == 32
+    assert "coaching_block" in sa.inspect(engine).get_table_names()
+    assert "rpt_user_timeline" in sa.inspect(engine).get_view_names()
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.max(t.schema_version.c.version))).scalar() == SCHEMA_VERSION == 5
