@@ -97,6 +97,9 @@ def main() -> int:
         print(f"  {r['campaign'][:34]:34} {r['channel']:8} sent {r['sent']:>3} to {r['users_coached']:>2} users, "
               f"test {r['test']:>3}, stale {r['stale']:>3} (older than 24 h), suppressed {r['suppressed']:>3} "
               f"(delivery limit), no chat account {r['no_chat_account']:>2}, failed {r['failed']}")
+        print(f"  {'':34} {'':8} withdrawn {r['withdrawn']:>3} (Code42 triage cleared it), covered_by_instructor "
+              f"{r['covered_by_instructor']:>3} (Instructor lesson sent), on_watchlist {r['on_watchlist']:>2}")
+    _print_withdrawn(engine)
     _print_channels(engine, sinks)
     from securitycoach.html_report import report_path, report_tenants, resolve_period
 
@@ -106,6 +109,28 @@ def main() -> int:
         print(f"report:    {report_path(tenant, resolve_period(engine, tenant))}")
     print(f"done in {time.monotonic() - started:.0f} s")
     return 0
+
+
+def _print_withdrawn(engine) -> None:
+    """Why tips were withdrawn: the Code42 state of their session or alert (counts only)."""
+    import re
+
+    import sqlalchemy as sa
+
+    from securitycoach.warehouse import schema as t
+
+    with engine.connect() as conn:
+        reasons = conn.execute(sa.select(t.delivery.c.reason).where(t.delivery.c.status == "withdrawn")).scalars()
+        why: dict[str, int] = {}
+        for reason in reasons:
+            found = re.search(r"cleared (session|alert) \S+ \((\w+)\)", reason or "")
+            key = f"{found.group(1)} {found.group(2)}" if found else "other"
+            why[key] = why.get(key, 0) + 1
+    print("\nWithdrawn SecurityTips (Code42 analysts cleared the activity before the tip went):")
+    for key, n in sorted(why.items(), key=lambda kv: -kv[1]):
+        print(f"  {n:>5}  {key}")
+    if not why:
+        print("      0")
 
 
 def _print_channels(engine, sinks: dict) -> None:

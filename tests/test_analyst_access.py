@@ -58,7 +58,7 @@ def test_analyst_reads_reports_and_nothing_else(pg_admin_engine, pg_schema, role
     views = _grants(pg_admin_engine, pg_schema, analyst)
     assert views == {"rpt_coaching_summary", "rpt_top_campaigns", "rpt_top_groups", "rpt_detection_rule_overview",
                      "rpt_vendor_events", "rpt_risk_overview", "rpt_unmapped_events", "rpt_recidivism",
-                     "rpt_rule_noise"}
+                     "rpt_rule_noise", "rpt_user_timeline"}
 
     url = sa.engine.make_url(PG_ADMIN_URL).set(username=login)
     as_analyst = create_warehouse_engine(url, search_path=pg_schema)
@@ -102,7 +102,7 @@ def test_two_schemas_migrating_at_once_share_one_new_role(pg_admin_engine, pg_sc
         assert errors == []
         with pg_admin_engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM pg_roles WHERE rolname = :r"), {"r": analyst}).scalar() == 1
-        assert len(_grants(pg_admin_engine, pg_schema, analyst)) == 9
+        assert len(_grants(pg_admin_engine, pg_schema, analyst)) == 10
         assert _grants(pg_admin_engine, pg_schema, analyst) == _grants(pg_admin_engine, other, analyst)
     finally:
         with pg_admin_engine.begin() as conn:

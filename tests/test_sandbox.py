@@ -439,7 +439,11 @@ def test_sessions_alerts_rules_and_events_agree(clean_sandbox, tok):
     assert len(rules) == 8 and all(set(r) == RULE_KEYS for r in rules.values())
     assert {r["isSystemRule"] for r in rules.values()} == {True, False}
     assert {r["isEnabled"] for r in rules.values()} == {True, False}
-    assert all(r["education"]["lessonId"] and r["vectors"] for r in rules.values())
+    assert all(r["vectors"] for r in rules.values())
+    # Instructor lessons only where Instructor itself messages the person (Email / Slack / Teams)
+    assert all(bool(r["education"]["lessonId"]) == (r["education"]["messagingMethod"] in ("Email", "Slack", "Teams"))
+               for r in rules.values())
+    assert {bool(r["education"]["lessonId"]) for r in rules.values()} == {True, False}
     alerts = {a["id"]: a for a in all_alerts(sb, tok, after=window["on_or_after"], before=ANCHOR_MS)}
     for s in sessions:
         assert s == get(sb, f"/v1/sessions/{s['sessionId']}", tok).json()

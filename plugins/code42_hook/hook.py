@@ -21,7 +21,7 @@ import requests
 
 from code42_hook.auth import Code42TokenAuth
 from code42_hook.errors import Code42ApiError, Code42ConfigError, Code42Error, Code42PayloadError
-from code42_hook.records import Actor, Alert, AlertRule, FileEvent, Session
+from code42_hook.records import Actor, Alert, AlertRule, FileEvent, Session, Watchlist, WatchlistMember
 from code42_hook.throttle import RateLimiter
 from code42_hook.transport import ApiSettings, HookStats, JsonApiHook
 from code42_hook.urls import normalize_base_url
@@ -47,6 +47,7 @@ class Code42Hook(JsonApiHook):
     ALERTS_PAGE_SIZE = 500
     ALERT_RULES_PAGE_SIZE = 100
     ACTORS_PAGE_SIZE = 500
+    WATCHLISTS_PAGE_SIZE = 100
 
     def __init__(self, code42_conn_id: str = default_conn_name, *, limiter: RateLimiter | None = None) -> None:
         super().__init__(code42_conn_id, auth_type=Code42TokenAuth, limiter=limiter)
@@ -197,6 +198,22 @@ class Code42Hook(JsonApiHook):
         yield from self._paged(Actor, endpoint, size, items_key="actors", first_page=1,  # 1-based here
                                request=lambda page: self._request_json(
                                    "GET", endpoint, page=page, params={"page": page, "pageSize": size}))
+
+    def iter_watchlists(self) -> Iterator[Watchlist]:
+        """Every watchlist (``GET /v2/watchlists``, pages numbered from 1). Needs Read on Watchlists:
+        without it Code42 answers 403 (``Code42ApiError`` with ``status`` 403)."""
+        endpoint, size = "/v2/watchlists", self.WATCHLISTS_PAGE_SIZE
+        yield from self._paged(Watchlist, endpoint, size, items_key="watchlists", first_page=1,
+                               request=lambda page: self._request_json(
+                                   "GET", endpoint, page=page, params={"page": page, "page_size": size}))
+
+    def iter_watchlist_members(self, watchlist_id: str) -> Iterator[WatchlistMember]:
+        """The actors on one watchlist, however they got there (included actors, departments,
+        directory groups): ``GET /v2/watchlists/{id}/members``, pages numbered from 1."""
+        endpoint, size = f"/v2/watchlists/{watchlist_id}/members", self.WATCHLISTS_PAGE_SIZE
+        yield from self._paged(WatchlistMember, endpoint, size, items_key="watchlistMembers", first_page=1,
+                               request=lambda page: self._request_json(
+                                   "GET", endpoint, page=page, params={"page": page, "page_size": size}))
 
     def iter_session_events(self, session_id: str) -> Iterator[FileEvent]:
         """The file events of one session (the endpoint answers with all of them at once)."""

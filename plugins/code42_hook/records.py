@@ -173,3 +173,26 @@ class FileEvent(Record):
     destination: dict | None = None
     source: dict | None = None
     risk: dict | None = None
+
+
+class Watchlist(Record):
+    """``GET /v2/watchlists`` item: ``listType`` names the kind (``DEPARTINGEMPLOYEE``...,
+    ``CUSTOM``); only a custom list has a ``title``."""
+
+    watchlist_id: str
+    list_type: str | None = None
+    title: str | None = None
+    description: str | None = None
+    tenant_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.title or self.list_type or self.watchlist_id
+
+
+class WatchlistMember(Record):
+    """``GET /v2/watchlists/{id}/members`` item (the API spells ``actorname`` in lower case)."""
+
+    actor_id: str
+    actor_name: str | None = Field(default=None, alias="actorname")
+    added_time: datetime | None = None

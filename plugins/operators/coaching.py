@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from code42_hook import Code42Hook
 from operators.channels import ChatWebhookSender, senders_for
 from operators.mapping import _TenantOperator
 from securitycoach.coaching.campaigns import CampaignError, CampaignFile, load_campaigns
@@ -20,6 +21,7 @@ from securitycoach.coaching.outbox import (
     tip_templates,
 )
 from securitycoach.coaching.team_digest import digest_context, digest_tip
+from securitycoach.coaching.triage import record_blocks, resolve_watchlists
 from securitycoach.detection.catalog import CatalogError, load_catalog
 from securitycoach.detection.engine import detect
 from securitycoach.paths import campaigns_path, detection_rules_path
@@ -59,6 +61,11 @@ class DeliverTipsOperator(_TenantOperator):
     refused its credentials (one line per connection, e.g. Slack ``invalid_auth``), or a tip was
     refused for good (HTTP 4xx, SMTP 5xx) or ran out of attempts. A person without a chat account
     (``no_chat_account``) is an outcome, not a failure; a digest that cannot be posted is logged.
+
+    Campaigns with ``suppress_watchlists`` read the Code42 watchlists' members first. When that is
+    refused (403: no Read on Watchlists) or fails, the campaign sends nothing this run (fail safe,
+    never fail open): logged as an error, kept in ``coaching_block`` for the report's pipeline
+    health panel; the rest of the run goes on and succeeds.
     """
 
     def __init__(self, *, rules_path: str | None = None, campaigns_path: str | None = None, **kwargs) -> None:
@@ -74,11 +81,17 @@ class DeliverTipsOperator(_TenantOperator):
         except CampaignError as exc:
             raise AirflowFailException(str(exc)) from None
         tenant, engine = self.tenant_and_engine()
+        gates = resolve_watchlists(Code42Hook(self.code42_conn_id), campaigns.campaigns, self.code42_conn_id)
+        for gate in gates.values():
+            if gate.error:
+                self.log.error("%s", gate.error)
+        with engine.begin() as conn:
+            record_blocks(conn, tenant, gates, datetime.now(UTC))
         try:
-            planned = plan_deliveries(engine, tenant, campaigns, templates)
+            planned = plan_deliveries(engine, tenant, campaigns, templates, watchlists=gates)
         except CampaignError as exc:
             raise AirflowFailException(str(exc)) from None
-        sent = send_due(engine, tenant, campaigns, senders_for(campaigns))
+        sent = send_due(engine, tenant, campaigns, senders_for(campaigns), watchlists=gates)
         digest = self.post_team_digest(engine, tenant, campaigns, templates, planned, sent,
                                        run_id=str(context.get("run_id") or datetime.now(UTC).isoformat()))
         if sent.channel_errors:
@@ -87,7 +100,8 @@ class DeliverTipsOperator(_TenantOperator):
             shown = "\n".join(sent.failures[:20])
             raise AirflowException(f"{len(sent.failures)} SecurityTip(s) could not be delivered (recorded as "
                                    f"failed in the delivery table):\n{shown}")
-        return {"planned": planned.planned, "sent": sent.by_status, "team_digest": digest}
+        return {"planned": planned.planned, "sent": sent.by_status, "team_digest": digest,
+                "blocked": sent.blocked}
 
     @staticmethod
     def post_team_digest(engine, tenant: str, campaigns: CampaignFile, templates, planned: PlanResult,

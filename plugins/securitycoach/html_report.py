@@ -224,6 +224,7 @@ def gather(engine: Engine, tenant_id: str, period: Period, *, now: datetime | No
         "unmapped": run_report_query(engine, "html_unmapped", {"tenant": tenant_id})[0],
         "sync_last": last,
         "sync_period": run_report_query(engine, "html_sync_period", window)[0],
+        "coaching_blocks": run_report_query(engine, "html_coaching_blocks", {"tenant": tenant_id}),
     }
 
 

@@ -13,10 +13,13 @@ DAY_MS = 24 * HOUR_MS
 # --- credentials (documented in sandbox/README.md) ----------------------------------------------
 ALERT_RULES_READ = "Alert Rules read"
 ALERTS_SESSIONS_READ = "Alerts and Sessions read"
+WATCHLISTS_READ = "Watchlists read"
 CLIENT_SECRET = "sandbox-secret"
 DEFAULT_CLIENT_ID = "sandbox-client"
 CLIENTS: dict[str, frozenset[str]] = {
-    DEFAULT_CLIENT_ID: frozenset({ALERT_RULES_READ, ALERTS_SESSIONS_READ}),
+    DEFAULT_CLIENT_ID: frozenset({ALERT_RULES_READ, ALERTS_SESSIONS_READ, WATCHLISTS_READ}),
+    # the seed's two permissions only: Watchlists v2 answers 403
+    "sandbox-no-watchlists": frozenset({ALERT_RULES_READ, ALERTS_SESSIONS_READ}),
     "sandbox-no-rules": frozenset({ALERTS_SESSIONS_READ}),
     "sandbox-no-sessions": frozenset({ALERT_RULES_READ}),
 }

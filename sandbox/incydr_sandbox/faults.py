@@ -22,7 +22,8 @@ from incydr_sandbox.state import SandboxState
 KSAT_PREFIXES = ("/v1/users", "/v1/groups")
 # The key removed from the first item of a page by missing_key_every, per kind of page.
 REQUIRED_KEYS = {"sessions": "lastUpdated", "alerts": "createdAt", "actors": "actorId", "rules": "id",
-                 "events": "@timestamp", "ksat_users": "id", "ksat_groups": "id"}
+                 "events": "@timestamp", "ksat_users": "id", "ksat_groups": "id",
+                 "watchlists": "watchlistId", "watchlist_members": "actorId"}
 
 
 # --- hostile strings ------------------------------------------------------------------------------

@@ -15,7 +15,18 @@ from fastapi import FastAPI
 from incydr_sandbox import errors
 from incydr_sandbox.config import SandboxConfig
 from incydr_sandbox.faults import FaultMiddleware
-from incydr_sandbox.routes import actors, admin, alert_rules, alerts, knowbe4, oauth, sessions, sinks, slack
+from incydr_sandbox.routes import (
+    actors,
+    admin,
+    alert_rules,
+    alerts,
+    knowbe4,
+    oauth,
+    sessions,
+    sinks,
+    slack,
+    watchlists,
+)
 from incydr_sandbox.state import SandboxState
 
 
@@ -25,7 +36,7 @@ def build_app(config: SandboxConfig | SandboxState | None = None) -> FastAPI:
     app = FastAPI(title="incydr-sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
     errors.install(app)
-    for module in (oauth, sessions, alerts, alert_rules, actors, knowbe4, admin, sinks, slack):
+    for module in (oauth, sessions, alerts, alert_rules, actors, knowbe4, admin, sinks, slack, watchlists):
         app.include_router(module.router)
     app.add_middleware(FaultMiddleware, state=state)
     return app

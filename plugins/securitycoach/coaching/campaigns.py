@@ -76,6 +76,13 @@ class Campaign(_Strict):
     channel: Channel
     subject: str = "SecurityTip: {{ rule.lesson_title }}"
     template: str = Field(min_length=1)
+    # A subject whose triggered Code42 alert carries an Instructor lessonId was already taught by
+    # Code42 Instructor: its tip is recorded as covered_by_instructor, not sent.
+    skip_instructor_covered: bool = True
+    # People under investigation: actors on these Code42 watchlists (id, custom title or list type
+    # such as DEPARTINGEMPLOYEE; case-insensitive) are not coached. Needs Read on Watchlists: without
+    # it the campaign sends nothing that run (fail safe).
+    suppress_watchlists: list[str] = Field(default_factory=list)
 
     def covers(self, rule_key: str) -> bool:
         return any(fnmatchcase(rule_key, pattern) for pattern in self.rules)
@@ -92,12 +99,24 @@ class TeamDigest(_Strict):
     report_url: str | None = None
 
 
+class Triage(_Strict):
+    """Code42 triage states that clear a subject: its tip is withdrawn (checked when planned and
+    again just before it is sent, from the warehouse as this run's load left it)."""
+
+    cleared_session_states: list[str] = Field(default_factory=lambda: ["CLOSED_FP", "CLOSED_TP_BENIGN"])
+    # Alert states (OPEN, PENDING, IN_PROGRESS, RESOLVED) carry no verdict: RESOLVED is also a
+    # confirmed true positive, so none is cleared by default; an alert whose session is in a
+    # cleared session state is withdrawn whatever its own state.
+    cleared_alert_states: list[str] = Field(default_factory=list)
+
+
 class CampaignFile(_Strict):
     version: Literal[1]
     # Detections older than this when a campaign first sees them are recorded, not delivered
     # (a backfill of last month must not coach people today).
     freshness_hours: float = Field(default=24, gt=0, le=24 * 30)
     campaigns: list[Campaign] = Field(min_length=1)
+    triage: Triage = Field(default_factory=Triage)
     team_digest: TeamDigest | None = None
 
     @property

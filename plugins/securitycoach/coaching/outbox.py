@@ -40,6 +40,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from securitycoach.coaching.campaigns import Campaign, CampaignError, CampaignFile
+from securitycoach.coaching.triage import (
+    COVERED_BY_INSTRUCTOR,
+    ON_WATCHLIST,
+    WITHDRAWN,
+    WatchlistGate,
+    hold,
+    subject_states,
+)
 from securitycoach.detection.catalog import SEVERITIES
 from securitycoach.paths import include_dir
 from securitycoach.timeutil import as_utc
@@ -55,7 +63,9 @@ RETRY_DELAY = timedelta(minutes=5)
 # Final outcomes a channel may give one person's tip without it being a failure.
 NO_CHAT_ACCOUNT = "no_chat_account"  # a chat channel has no account for the person's KSAT email
 CHANNEL_OUTCOMES = (NO_CHAT_ACCOUNT,)
-FINAL = ("sent", "failed", "test", "stale", "suppressed", "in_doubt", *CHANNEL_OUTCOMES)
+# Final outcomes Code42 decides (triage, Instructor, watchlists): see securitycoach.coaching.triage.
+CODE42_OUTCOMES = (WITHDRAWN, COVERED_BY_INSTRUCTOR, ON_WATCHLIST)
+FINAL = ("sent", "failed", "test", "stale", "suppressed", "in_doubt", *CHANNEL_OUTCOMES, *CODE42_OUTCOMES)
 
 
 def tip_templates(folder: str | None = None) -> jinja2.Environment:
@@ -87,8 +97,17 @@ class PlanResult:
 
 
 def plan_deliveries(engine: Engine, tenant_id: str, campaigns: CampaignFile, templates: jinja2.Environment,
-                    *, now: datetime | None = None) -> PlanResult:
-    """Add outbox rows for detections not yet planned for each enabled campaign."""
+                    *, now: datetime | None = None,
+                    watchlists: dict[str, WatchlistGate] | None = None) -> PlanResult:
+    """Add outbox rows for detections not yet planned for each enabled campaign.
+
+    A row that would be pending (not test mode, not stale) is checked against Code42
+    (``triage.hold``): a subject cleared by triage is
+    ``withdrawn``, an actor on one of the campaign's watchlists ``on_watchlist``, a subject an
+    Instructor lesson covered ``covered_by_instructor``; these are final. ``watchlists``: the
+    campaigns' resolved ``suppress_watchlists`` (a gate with an error plans rows as pending; the
+    send step holds them)."""
+    watchlists = watchlists or {}
     now = now or datetime.now(UTC)
     freshness = timedelta(hours=campaigns.freshness_hours)
     result = PlanResult()
@@ -111,10 +130,16 @@ def plan_deliveries(engine: Engine, tenant_id: str, campaigns: CampaignFile, tem
                     break
                 after = (rows[-1].rule_key, rows[-1].subject_type, rows[-1].subject_id)
                 planned = []
+                rows = [row for row in rows if group_ids is None or group_ids & set(row.user_groups or [])]
+                states = subject_states(conn, tenant_id, campaigns.triage,
+                                        [(row.subject_type, row.subject_id) for row in rows])
+                gate = watchlists.get(campaign.name)
                 for row in rows:
-                    if group_ids is not None and not group_ids & set(row.user_groups or []):
-                        continue
                     planned.append(_planned_row(tenant_id, campaign, row, templates, now, freshness))
+                    code42 = hold(campaign, states.get((row.subject_type, row.subject_id)), row.actor_id,
+                                  gate if gate is not None and gate.error is None else None)
+                    if code42 is not None and planned[-1]["status"] == "pending":
+                        planned[-1]["status"], planned[-1]["reason"] = code42
                     result.add(campaign.name, planned[-1]["status"], row.rule_key)
                 upsert(conn, t.delivery, planned, do_nothing=True)
     log.info("planned deliveries for tenant %s: %s", tenant_id, result.planned)
@@ -239,6 +264,7 @@ class SendResult:
     by_rule: dict[str, dict[str, int]] = field(default_factory=dict)  # rule key -> outcome -> rows
     failures: list[str] = field(default_factory=list)
     channel_errors: dict[str, str] = field(default_factory=dict)  # campaign -> why its channel refused us
+    blocked: dict[str, str] = field(default_factory=dict)  # campaign -> why it sends nothing (fail safe)
 
     def add(self, campaign: str, status: str, rule_key: str | None = None) -> None:
         _count(self.by_status, campaign, status)
@@ -255,8 +281,14 @@ def _key(row) -> sa.ColumnElement[bool]:
 def send_due(engine: Engine, tenant_id: str, campaigns: CampaignFile, senders: dict[str, Sender], *,
              clock: Callable[[], datetime] = lambda: datetime.now(UTC), lease: timedelta = LEASE,
              max_attempts: int = MAX_ATTEMPTS, retry_delay: timedelta = RETRY_DELAY,
-             after_send: Callable[[Tip], None] | None = None, max_rows: int | None = None) -> SendResult:
+             after_send: Callable[[Tip], None] | None = None, max_rows: int | None = None,
+             watchlists: dict[str, WatchlistGate] | None = None) -> SendResult:
     """Send the tenant's due deliveries, each at most once; returns outcomes per campaign.
+
+    Just before a tip is claimed its subject is checked against Code42 again (``triage.hold``,
+    from the warehouse this run loaded): cleared since it was planned -> ``withdrawn`` (final: a
+    rerun never sends it). A campaign whose watchlist gate has an error sends nothing this run
+    (its rows stay pending) and is reported in ``blocked`` (not a failure of the run).
 
     ``senders`` maps campaign name -> channel. ``max_rows`` bounds how many due rows one call
     handles. ``after_send`` runs between a successful send and its record (tests use it to crash
@@ -276,14 +308,19 @@ def send_due(engine: Engine, tenant_id: str, campaigns: CampaignFile, senders: d
         log.error("%d deliveries of tenant %s were in flight when a worker stopped: marked in_doubt, not resent",
                   doubtful, tenant_id)
     by_name = campaigns.by_name()
+    watchlists = watchlists or {}
+    for name, gate in watchlists.items():
+        if gate.error is not None:
+            result.blocked[name] = gate.error
+            log.error("campaign %s sends nothing this run: %s", name, gate.error)
     handled = 0
     while max_rows is None or handled < max_rows:
         handled += 1
         now = clock()
         with engine.begin() as conn:
             due = sa.select(t.delivery).where(dl.tenant_id == tenant_id, dl.status == "pending", dl.due_at <= now)
-            if result.channel_errors:
-                due = due.where(dl.campaign.notin_(list(result.channel_errors)))
+            if result.channel_errors or result.blocked:
+                due = due.where(dl.campaign.notin_([*result.channel_errors, *result.blocked]))
             row = conn.execute(
                 due
                 .order_by(dl.due_at, dl.campaign, dl.rule_key, dl.subject_type, dl.subject_id).limit(1)
@@ -291,9 +328,18 @@ def send_due(engine: Engine, tenant_id: str, campaigns: CampaignFile, senders: d
             if row is None:
                 break
             campaign = by_name.get(row.campaign)
-            hold = _hold_reason(conn, row, campaign, now)
-            if hold:
-                conn.execute(t.delivery.update().where(_key(row)).values(status="suppressed", reason=hold))
+            if campaign is not None:
+                state = subject_states(conn, tenant_id, campaigns.triage, [(row.subject_type, row.subject_id)])
+                code42 = hold(campaign, state.get((row.subject_type, row.subject_id)), row.actor_id,
+                              watchlists.get(row.campaign))
+                if code42 is not None:
+                    conn.execute(t.delivery.update().where(_key(row), dl.status == "pending")
+                                 .values(status=code42[0], reason=f"{code42[1]} (checked just before sending)"))
+                    result.add(row.campaign, code42[0], row.rule_key)
+                    continue
+            hold_reason = _hold_reason(conn, row, campaign, now)
+            if hold_reason:
+                conn.execute(t.delivery.update().where(_key(row)).values(status="suppressed", reason=hold_reason))
                 result.add(row.campaign, "suppressed", row.rule_key)
                 continue
             claimed = conn.execute(

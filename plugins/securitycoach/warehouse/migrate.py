@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # Bump together with a new include/sql/migrations/NNNN_*.sql file and the matching change in
 # schema.py.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _BASELINE = "baseline: code42 facts, staging, audit, mapping, detection, coaching, reporting and deletion actions"
 
 ANALYST_ROLE_ENV = "SECURITYCOACH_ANALYST_ROLE"
@@ -88,7 +88,7 @@ def _migrate(engine: Engine, analyst_role: str = "") -> int:
             _stamp(conn, SCHEMA_VERSION, _BASELINE)
             log.info("created warehouse schema version %s", SCHEMA_VERSION)
     if 0 < current < SCHEMA_VERSION:
-        for version, path in _migrations(after=current):
+        for version, path in _migrations(after=current, dialect=engine.dialect.name):
             with engine.begin() as conn:
                 _run_script(conn, path)
                 # tables a version adds come straight from schema.py (checkfirst): the script
@@ -159,13 +159,15 @@ def _stamp(conn: Connection, version: int, description: str) -> None:
     )
 
 
-def _migrations(after: int) -> list[tuple[int, Path]]:
-    found = []
+def _migrations(after: int, dialect: str = "") -> list[tuple[int, Path]]:
+    """The scripts above ``after``: ``NNNN_x.<dialect>.sql`` replaces ``NNNN_x.sql`` on that dialect."""
+    by_version: dict[int, dict[str, Path]] = {}
     for path in sorted((sql_dir() / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql")):
         version = int(path.name[:4])
+        variant = path.name[: -len(".sql")].partition(".")[2]
         if after < version <= SCHEMA_VERSION:
-            found.append((version, path))
-    return found
+            by_version.setdefault(version, {})[variant] = path
+    return [(v, paths.get(dialect) or paths[""]) for v, paths in sorted(by_version.items())]
 
 
 def _run_script(conn: Connection, path: Path) -> None:

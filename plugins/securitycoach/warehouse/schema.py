@@ -361,8 +361,9 @@ coaching_campaign = sa.Table(
 # The outbox: one row per (campaign, detection). ``idempotency_key`` travels with the message
 # (Idempotency-Key header, Message-ID) so a receiver can recognise a repeat. Status moves
 # pending -> sending -> sent | failed | no_chat_account | pending (retry later); test, stale,
-# suppressed, in_doubt and no_chat_account (no chat account for the KSAT email) are final (see
-# securitycoach.coaching.outbox).
+# suppressed, in_doubt, no_chat_account (no chat account for the KSAT email), withdrawn (Code42
+# triage cleared the subject), covered_by_instructor (Code42 Instructor sent a lesson) and
+# on_watchlist (the actor is under investigation) are final (see securitycoach.coaching.outbox).
 delivery = sa.Table(
     "delivery",
     metadata,
@@ -376,7 +377,7 @@ delivery = sa.Table(
     sa.Column("ksat_user_id", sa.BigInteger, nullable=False),
     sa.Column("recipient", sa.Text, nullable=False),
     sa.Column("channel", sa.String(16), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),  # 32 since version 5 (covered_by_instructor)
     sa.Column("reason", sa.Text),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("occurred_at", Ts, nullable=False),
@@ -388,6 +389,19 @@ delivery = sa.Table(
     sa.Column("body", sa.Text),
     sa.Index("ix_delivery_status", "tenant_id", "status", "due_at"),
     sa.Index("ix_delivery_user", "tenant_id", "campaign", "ksat_user_id", "sent_at"),
+)
+
+# Campaigns that send nothing for now because a check they need could not be made (e.g. 403 on
+# Code42 Watchlists for a campaign with suppress_watchlists): fail safe, shown in the report's
+# pipeline health panel; the row goes once the check succeeds again (version 5).
+coaching_block = sa.Table(
+    "coaching_block",
+    metadata,
+    _tenant(),
+    sa.Column("campaign", sa.String(160), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    _when_done("since"),
+    _when_done("checked_at"),
 )
 
 # "Delete integration": one row per tenant removed, kept after its data is gone (who, when, counts).
@@ -432,4 +446,5 @@ FACT_TABLES = (
     risk_indicator_vocabulary,
     coaching_campaign,
     delivery,
+    coaching_block,
 )

@@ -75,7 +75,16 @@ class Tenant:
     def rule_id(self, rule: catalog.RuleDef) -> str:
         return uuid_for(self.seed, "rule", rule.key)
 
-    def lesson_id(self, rule: catalog.RuleDef) -> str:
+    def lesson_id(self, rule: catalog.RuleDef) -> str | None:
+        """The rule's Instructor lesson, or None when Code42 Instructor does not educate for it.
+
+        Instructor sends its own lesson when the rule's education ``messagingMethod`` is Email,
+        Slack or Teams; ``ThirdPartyIntegration`` hands education to an integration (such as
+        SecurityCoach) and no messaging method means no education: neither carries a lesson. The
+        rule's ``education.lessonId`` and each triggered alert's ``lessonId`` follow this.
+        """
+        if rule.messaging not in catalog.INSTRUCTOR_MESSAGING:
+            return None
         return uuid_for(self.seed, "lesson", rule.key)
 
     def watchlist_id(self, key: str) -> str:

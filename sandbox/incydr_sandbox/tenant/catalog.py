@@ -166,6 +166,10 @@ class RuleDef:
                 and (self.requires is None or self.requires.key in indicators))
 
 
+# Education messaging methods through which Code42 Instructor itself sends the rule's lesson (the
+# SDK's EducationSettings.messaging_method / MessagingMethod); ThirdPartyIntegration and None do not.
+INSTRUCTOR_MESSAGING = ("Email", "Slack", "Teams")
+
 _EXFIL = ("removable_media", "personal_cloud", "personal_email", "public_link")
 RULES: tuple[RuleDef, ...] = (
     RuleDef("removable-media", "Removable media exfiltration",

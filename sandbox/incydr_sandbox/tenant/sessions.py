@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from incydr_sandbox.config import DAY_MS, HOUR_MS, MINUTE_MS
 from incydr_sandbox.identities import Actor
-from incydr_sandbox.rand import indexed_id, iso_ms, rng, uuid_for, weighted
+from incydr_sandbox.rand import indexed_id, iso_ms, rng, unit, uuid_for, weighted
 from incydr_sandbox.tenant import catalog as c
 
 if TYPE_CHECKING:
@@ -25,6 +25,9 @@ MIN_ALERT_DELAY_MS = 15 * MINUTE_MS
 # Latest createdAt after beginTime, counted from the moment the session was seen (begin + lag).
 MAX_ALERT_DELAY_MS = 3 * HOUR_MS + len(c.RULES) * 1000
 ALERT_PROBABILITY = 0.86  # of a session that some enabled rule matches
+# This share of triaged alerted sessions is triaged within about two hours of the alert (an analyst on
+# shift): with the rest (hours to days later) the demo's fresh day holds tips Code42 already cleared.
+QUICK_TRIAGE_SHARE = 0.3
 CLOSED_STATES = (("CLOSED_TP", 0.35), ("CLOSED_FP", 0.25), ("CLOSED_TP_BENIGN", 0.2), ("CLOSED", 0.2))
 SESSION_TYPES = (("STANDARD", 0.98), ("ACCOUNT_TAKE_OVER", 0.02))
 CONTENT_TYPES = (("PII",), ("PCI",), ("PII", "PHI"), ("Credentials",))
@@ -163,7 +166,8 @@ def plan_session(tenant: Tenant, i: int) -> SessionPlan:
         begin=begin, end=end, observed=observed, vector=vector, destination=r.choice(vector.destinations), file_categories=categories,
         initial=tuple(dict.fromkeys(initial)), indicators=indicators, scored_at=scored_at,
         n_events=min(25, 1 + int(r.expovariate(1 / 5))), rules=matched if alerted else (), alert_at=alert_at,
-        inspection=inspection, changes=_changes(r, seen, alert_at),
+        inspection=inspection,
+        changes=_changes(r, seen, alert_at, quick=unit(seed, "quick-triage", i) < QUICK_TRIAGE_SHARE),
     )
 
 
@@ -173,10 +177,13 @@ def _pick_vector(r, actor: Actor) -> c.Vector:
     return weighted(r, tuple((v, v.share) for v in c.VECTORS))
 
 
-def _changes(r, begin: int, alert_at: int | None) -> tuple[Change, ...]:
-    """Triage (most alerted sessions, a few others) and sometimes re-opening on new data."""
+def _changes(r, begin: int, alert_at: int | None, *, quick: bool = False) -> tuple[Change, ...]:
+    """Triage (most alerted sessions, a few others) and sometimes re-opening on new data. A
+    ``quick`` alerted session is triaged 1-2 h after its alert instead of hours to days later (the
+    same random draws either way, so nothing else about the session changes)."""
     if alert_at is not None and r.random() < 0.85:
-        at = alert_at + int(min(r.expovariate(1 / 18), 120) * HOUR_MS) + HOUR_MS
+        delay_h = min(r.expovariate(1 / 18), 120)
+        at = alert_at + int((delay_h / 120 if quick else delay_h) * HOUR_MS) + HOUR_MS
         state = weighted(r, CLOSED_STATES)
     elif alert_at is None and r.random() < 0.2:
         at, state = begin + r.randint(2, 7 * 24) * HOUR_MS, "CLOSED"
