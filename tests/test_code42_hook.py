@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import socket
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
@@ -467,3 +469,102 @@ def test_the_wait_honours_retry_after_else_backs_off_exponentially_with_jitter()
     big = wait_retry_after_or_backoff(8.0)  # the jitter on Retry-After stays under 1.0 / 4 s
     assert all(2.0 <= big(_retry_state(RetryableStatus(429, 2.0))) <= 2.25 for _ in range(200))
     assert max(big(_retry_state(RetryableStatus(429, 2.0))) for _ in range(200)) > 2.15
+
+
+# --- the paginator, seen through an HTTP front that rewrites, holds and counts pages ---------------
+ALERTS = "/v1/alerts/query-alerts"
+
+
+def _alert_pages(make_hook, window, size):
+    """The alerts of ``window`` and how many pages of ``size`` they fill."""
+    hook = make_hook()
+    hook.ALERTS_PAGE_SIZE = size
+    listed = list(hook.iter_alerts(*window))
+    assert hook.stats.items > 3 * size  # enough pages to page through with pages in flight
+    return listed, math.ceil(hook.stats.items / size)
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+@pytest.mark.parametrize("page", ["first", "middle"])
+@pytest.mark.parametrize("fault", ["bad item", "no alerts key"])
+def test_a_bad_page_fails_naming_the_endpoint_and_that_page(make_hook, clean_sandbox, window, in_flight, page,
+                                                             fault):
+    _, pages = _alert_pages(make_hook, window, 5)
+    broken = 0 if page == "first" else pages // 2
+
+    def edit(path, asked, body, n):
+        if path != ALERTS or asked["pgNum"] != broken:
+            return None
+        if fault == "bad item":
+            body["alerts"][1] = {"id": 7}  # not an alert: no createdAt, no state
+        else:
+            del body["alerts"]
+        return body
+
+    with HttpFront(clean_sandbox.base_url, edit=edit) as front:
+        hook = make_hook(host=front.base_url, pages_in_flight=in_flight)
+        hook.ALERTS_PAGE_SIZE = 5
+        with pytest.raises(Code42PayloadError) as caught:
+            list(hook.iter_alerts(*window))
+    assert (caught.value.endpoint, caught.value.page) == (ALERTS, broken)
+    problem = "item 1 is not a valid Alert" if fault == "bad item" else "missing key 'alerts'"
+    assert str(caught.value).startswith(f"Code42 {ALERTS} page {broken}: unexpected response: {problem}")
+
+
+@pytest.mark.parametrize(("in_flight", "pages"), [(2, 6), (4, 5)])
+def test_pages_in_flight_is_how_many_pages_are_asked_for_at_once(make_hook, clean_sandbox, window, in_flight,
+                                                                 pages):
+    """Each page's answer is held back 1 s, so the requests sent together are open together. With 5
+    pages and 4 in flight, all 4 after the first are asked for at once, the last one included."""
+    hook = make_hook()
+    expected = _ids_of(hook.iter_alerts(*window), "id")
+    size = math.ceil(hook.stats.items / pages)
+    assert math.ceil(hook.stats.items / size) == pages
+    with HttpFront(clean_sandbox.base_url, hold={ALERTS: 1.0}) as front:
+        hook = make_hook(host=front.base_url, pages_in_flight=in_flight)
+        hook.ALERTS_PAGE_SIZE = size
+        assert _ids_of(hook.iter_alerts(*window), "id") == expected
+    assert hook.stats.requests == pages
+    assert front.most_open[ALERTS] == in_flight
+
+
+@pytest.mark.parametrize("case", ["served later, not grown", "grown", "grown, no totals", "grown, bad re-read"])
+def test_the_final_page_is_read_again_only_when_the_listing_grew_after_it_was_served(make_hook, clean_sandbox,
+                                                                                  window, case):
+    """5 pages, 4 in flight: the final page (4) is answered at once, pages 1-3 half a second later.
+    Alerts only join the end of the listing, so what arrived in that half second is on page 4."""
+    hook = make_hook()
+    expected = _ids_of(hook.iter_alerts(*window), "id")
+    size = math.ceil(hook.stats.items / 5)
+    final = math.ceil(hook.stats.items / size) - 1
+    assert final == 4
+    grown = case != "served later, not grown"
+    asked_for = Counter()
+
+    def edit(path, asked, body, n):
+        if path != ALERTS:
+            return None
+        asked_for[asked["pgNum"]] += 1
+        if asked["pgNum"] in (1, 2, 3):
+            time.sleep(0.5)  # answered after the final page
+            body["totalCount"] += grown and case != "grown, no totals"
+        elif asked["pgNum"] == final:
+            if case == "grown, no totals":
+                del body["totalCount"]
+            if grown and asked_for[final] == 2:  # the second request of page 4: the alert that arrived meanwhile
+                body["alerts"].append({**body["alerts"][-1], "id": "alert-arrived-meanwhile"})
+                if case == "grown, bad re-read":
+                    body["alerts"][0] = {"id": 7}
+        return body
+
+    with HttpFront(clean_sandbox.base_url, edit=edit) as front:
+        hook = make_hook(host=front.base_url, pages_in_flight=4)
+        hook.ALERTS_PAGE_SIZE = size
+        if case == "grown, bad re-read":
+            with pytest.raises(Code42PayloadError) as caught:
+                list(hook.iter_alerts(*window))
+            assert (caught.value.endpoint, caught.value.page) == (ALERTS, final)
+            return
+        got = _ids_of(hook.iter_alerts(*window), "id")
+    assert got == expected + (["alert-arrived-meanwhile"] if grown else [])
+    assert hook.stats.requests == 5 + grown

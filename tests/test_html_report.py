@@ -351,3 +351,12 @@ def test_chart_labels_are_text_whatever_they_hold():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in svg  # escaped by matplotlib's SVG writer
     assert ">cost $5 or $10 \\ onload=x \\$<" in svg  # mathtext off: dollars and backslash stay literal
     assert not re.search(r"<(?:script|image|a|foreignObject)\b", svg)
+
+
+def test_a_long_chart_label_is_cut_to_48_characters_with_an_ellipsis():
+    from securitycoach.html_report import _barh_chart
+
+    fits, cut = "r" * 48, "rule-" + "x" * 60
+    svg = str(_barh_chart([fits, cut], [1, 2], "n"))
+    assert f">{fits}<" in svg  # exactly 48: shown whole
+    assert f">{cut[:47]}\u2026<" in svg and cut[:48] not in svg  # longer: 47 characters and "…"

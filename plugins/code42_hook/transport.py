@@ -254,9 +254,7 @@ class JsonApiHook(HttpHook):
         """Did the listing grow after its final page was served? Another page of it announced a larger
         ``totalCount`` than the final page did (served later, whatever order the answers reached us
         in); without totals: another page was answered after the final one."""
-        if final not in answered:
-            return False
-        when, total = answered[final]
+        when, total = answered[final]  # the final page was read: its answer is always here
         others = [(w, t) for n, (w, t) in list(answered.items()) if n != final]
         if isinstance(total, int):
             return any(isinstance(t, int) and t > total for _, t in others)
