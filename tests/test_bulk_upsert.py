@@ -11,7 +11,7 @@ from securitycoach.timeutil import as_utc
 from securitycoach.warehouse import schema as t
 from securitycoach.warehouse import upsert as upsert_module
 from securitycoach.warehouse.digest import table_digests
-from securitycoach.warehouse.upsert import upsert
+from securitycoach.warehouse.upsert import upsert, upsert_changed
 
 HOSTILE = ["tab\there", "new\nline", "cr\rlf", "back\\slash", "\\N", "", "quote ' \" ;", "ünïcødé ✓", "=1+1",
            "<script>x</script>"]
@@ -110,3 +110,77 @@ def test_only_if_changed_keep_and_returning(warehouse, copy, monkeypatch):
     assert stored["s0007"].summary is None and as_utc(stored["s0007"].last_changed_at) == later
     assert stored["s0008"].evidence == {"i": 8} and as_utc(stored["s0008"].last_changed_at) == first
     assert {as_utc(r.first_seen_at) for r in stored.values()} == {first}
+
+
+# --- the comparisons that decide what a load keeps, on a table of the test's own ---------------------
+_ITEMS = sa.MetaData()
+ITEM = sa.Table("test_item", _ITEMS,
+                sa.Column("tenant_id", sa.String(8), primary_key=True), sa.Column("id", sa.String(8), primary_key=True),
+                sa.Column("last_updated", sa.Integer, nullable=False), sa.Column("value", sa.Text),
+                sa.Column("updated_at", sa.Integer, info={"wall_clock": True}))
+
+
+@pytest.fixture
+def items(warehouse):
+    _ITEMS.create_all(warehouse)
+    yield warehouse
+    _ITEMS.drop_all(warehouse)
+
+
+def item(key, last_updated, value, updated_at=0, tenant="t1"):
+    return {"tenant_id": tenant, "id": key, "last_updated": last_updated, "value": value, "updated_at": updated_at}
+
+
+def stored_items(engine):
+    with engine.connect() as conn:
+        return {(r.tenant_id, r.id): (r.last_updated, r.value, r.updated_at) for r in conn.execute(sa.select(ITEM))}
+
+
+def test_a_key_repeated_in_one_batch_keeps_its_newest_row(items):
+    """A page shift can serve an item twice in one batch: the newest by ``only_if_newer`` stays (of
+    equals, the later); without ``only_if_newer``, the later row."""
+    batch = [item("a", 5, "a newest"), item("a", 3, "a older, later in the batch"),
+             item("b", 4, "b first"), item("b", 4, "b same age, later"),
+             item("c", 1, "c"), item("a", 2, "a oldest")]
+    with items.begin() as conn:
+        upsert(conn, ITEM, batch, only_if_newer="last_updated")
+        upsert(conn, ITEM, [item("d", 9, "d first"), item("d", 1, "d last")])
+    assert stored_items(items) == {("t1", "a"): (5, "a newest", 0), ("t1", "b"): (4, "b same age, later", 0),
+                                   ("t1", "c"): (1, "c", 0), ("t1", "d"): (1, "d last", 0)}
+
+
+def test_only_if_newer_and_only_if_changed_must_both_hold_for_an_update(items):
+    options = {"only_if_newer": "last_updated", "only_if_changed": ("value",), "returning": ("id",)}
+    with items.begin() as conn:
+        upsert(conn, ITEM, [item(k, 5, "v") for k in "abcd"], **options)
+        written = upsert(conn, ITEM, [item("a", 6, "changed"),       # newer and changed: updated
+                                      item("b", 6, "v", 1),          # newer, same value: left alone
+                                      item("c", 5, "changed"),       # as old: left alone
+                                      item("d", 4, "changed")],      # older: left alone
+                         **options)
+    assert [r.id for r in written] == ["a"]
+    assert stored_items(items) == {("t1", "a"): (6, "changed", 0), ("t1", "b"): (5, "v", 0),
+                                   ("t1", "c"): (5, "v", 0), ("t1", "d"): (5, "v", 0)}
+
+
+def test_a_nul_in_a_value_is_stored_as_the_replacement_character(items):
+    with items.begin() as conn:
+        upsert(conn, ITEM, [item("a\x00", 1, "x\x00y")])
+    assert stored_items(items) == {("t1", "a\ufffd"): (1, "x\ufffdy", 0)}
+
+
+def test_upsert_changed_writes_the_rows_that_differ_outside_wall_clock_columns(items):
+    with items.begin() as conn:
+        upsert(conn, ITEM, [item(k, 1, "v", 100) for k in "abc"])
+        stored = {(r.tenant_id, r.id): r for r in conn.execute(sa.select(ITEM))}
+        written = upsert_changed(conn, ITEM, [
+            item("a", 1, "v", 200),              # only the wall clock moved: not written
+            item("b", 1, "new", 200),            # a compared column changed: written
+            {"tenant_id": "t1", "id": "c", "updated_at": 200},  # nothing compared given: not written
+            item("n", 1, "v", 200),              # not stored yet: written
+            item("a", 1, "v", 200, tenant="t2"),  # same id, other tenant: a new row
+        ], stored)
+    assert written == 3
+    assert stored_items(items) == {("t1", "a"): (1, "v", 100), ("t1", "b"): (1, "new", 200),
+                                   ("t1", "c"): (1, "v", 100), ("t1", "n"): (1, "v", 200),
+                                   ("t2", "a"): (1, "v", 200)}
