@@ -23,6 +23,7 @@ from securitycoach import cli
 from securitycoach.warehouse import SCHEMA_VERSION, create_warehouse_engine, migrate
 from securitycoach.warehouse import schema as t
 from securitycoach.warehouse.digest import table_digests
+from securitycoach.warehouse.migrate import grant_analyst
 
 # The last commit whose warehouse code predates Alembic (schema version 5, include/sql/migrations).
 PRE_ALEMBIC = "07ce4e4"
@@ -223,6 +224,10 @@ def test_grants_are_renewed_by_upgrades_only(views_copy, pg_admin_engine, pg_sch
         assert "rpt_risk_overview" not in granted() and len(granted()) == 9
         _edit(views_copy / "rpt_rule_noise.sql")
         migrate(engine, analyst_role=analyst)  # an upgrade (a view changed): grants renewed
+        assert len(granted()) == 10
+        with pg_admin_engine.begin() as conn:
+            conn.exec_driver_sql(f'REVOKE SELECT ON "{pg_schema}".rpt_risk_overview FROM "{analyst}"')
+        grant_analyst(engine, analyst)  # asked for: renewed without an upgrade
         assert len(granted()) == 10
     finally:
         engine.dispose()

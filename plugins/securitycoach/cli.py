@@ -6,7 +6,7 @@
     securitycoach tenant delete --tenant TENANT --confirm TENANT [--by NAME]
     securitycoach tenant pools [--tenants FILE]
     securitycoach report --tenant TENANT [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--out PATH]
-    securitycoach warehouse upgrade
+    securitycoach warehouse upgrade [--grants]
 
 The warehouse is ``--warehouse URL`` (SQLAlchemy URL), else ``$SECURITYCOACH_WAREHOUSE_URL``,
 else the embedded SQLite warehouse (``data/warehouse.db``). ``report`` only reads: it refuses a
@@ -27,7 +27,7 @@ from securitycoach.paths import data_dir, mapping_rules_path
 from securitycoach.tenancy import DeletionRefused, delete_integration
 from securitycoach.tenants import TenantFileError, load_tenants
 from securitycoach.warehouse import SCHEMA_VERSION, create_warehouse_engine, describe_url, migrate
-from securitycoach.warehouse.migrate import SchemaNotCurrent, check_schema
+from securitycoach.warehouse.migrate import SchemaNotCurrent, check_schema, grant_analyst
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,7 +70,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="file to write (default data/reports/securitycoach_<tenant>_<start>_<end>.html)")
     warehouse = sub.add_parser("warehouse", help="the warehouse schema").add_subparsers(dest="command",
                                                                                        required=True)
-    warehouse.add_parser("upgrade", help="create or upgrade the warehouse schema (what the ensure_schema task does)")
+    upgrade = warehouse.add_parser("upgrade", help="create or upgrade the warehouse schema (what the ensure_schema "
+                                                   "task does)")
+    upgrade.add_argument("--grants", action="store_true",
+                         help="PostgreSQL: renew the analyst role's grants even when the schema was current")
     return parser
 
 
@@ -86,6 +89,8 @@ def _engine(args, *, upgrade: bool = True):
 def _upgrade(args) -> int:
     url, engine = _engine(args, upgrade=False)
     before = migrate(engine)
+    if args.grants:
+        grant_analyst(engine)
     print(f"warehouse {describe_url(url)}: schema version {SCHEMA_VERSION}"
           + ("" if before == SCHEMA_VERSION else f" (was {before or 'empty'})"))
     return 0

@@ -134,6 +134,15 @@ def check_schema(engine: Engine) -> None:
                            "ensure_schema task or `securitycoach warehouse upgrade` first")
 
 
+def grant_analyst(engine: Engine, analyst_role: str | None = None) -> None:
+    """Renew the analyst role's grants now (PostgreSQL; e.g. once an administrator created the role),
+    without an upgrade: what ``securitycoach warehouse upgrade --grants`` does after the upgrade."""
+    role = analyst_role_name(analyst_role)
+    if engine.dialect.name == "postgresql" and role:
+        with engine.begin() as conn:
+            _grant_analyst(conn, role)
+
+
 def analyst_role_name(name: str | None = None) -> str:
     """The analyst role to manage ('' = none): ``name``, else the environment, else the default."""
     source = "analyst_role"
