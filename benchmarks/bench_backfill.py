@@ -37,7 +37,7 @@ import requests
 
 ANCHOR = "2026-11-01T00:00:00Z"
 SEED = 42
-PG_URL = os.environ.get("SECURITYCOACH_BENCH_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get("SECURITYCOACH_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CONN_ID = "code42_bench"
 
 

@@ -32,7 +32,7 @@ from securitycoach.warehouse import create_warehouse_engine, migrate
 # The sandbox fixtures (sandbox, clean_sandbox, start_sandbox) live in tests/sandbox_fixture.py.
 pytest_plugins = ["sandbox_fixture"]
 
-PG_ADMIN_URL = os.environ.get("SECURITYCOACH_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get("SECURITYCOACH_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -91,3 +91,22 @@ def airflow_db():
                    capture_output=True)
     return _AIRFLOW_HOME
 
+
+
+def legacy_warehouse(engine, version: int) -> None:
+    """Make ``engine``'s empty warehouse what the code before Alembic left at schema ``version``: the
+    tables of the revisions up to it, its ``schema_version`` row, and no ``alembic_version``."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    from securitycoach.warehouse.migrate import alembic_config
+    from securitycoach.warehouse.schema import schema_version
+
+    with engine.connect() as conn:
+        command.upgrade(alembic_config(conn), f"{version:04d}")
+        conn.commit()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE alembic_version")
+        conn.execute(schema_version.insert().values(version=version, description=f"v{version}",
+                                                    applied_at=datetime.now(UTC)))

@@ -1,7 +1,7 @@
 """A small loopback TCP proxy the tests control: put it between a client and a server, then cut.
 
     with TcpProxy(("127.0.0.1", 5432)) as proxy:
-        url = f"postgresql+psycopg2://postgres@127.0.0.1:{proxy.port}/test"
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/test"
         proxy.cut_after(64)   # forward 64 more client bytes, then cut every connection mid-stream
         proxy.cut()           # or: cut now; new connections are refused until restore()
         proxy.restore()

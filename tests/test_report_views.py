@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from pipeline import default_catalog, run_detection
 
-from conftest import PG_ADMIN_URL
+from conftest import PG_ADMIN_URL, legacy_warehouse
 from knowbe4_hook import KnowBe4Hook
 from securitycoach.mapping.store import refresh_ksat_directory
 from securitycoach.warehouse import SCHEMA_VERSION, create_warehouse_engine, migrate
@@ -369,9 +369,8 @@ def blank_engine(request, tmp_path):
 
 def test_upgrade_from_version_2_adds_the_reporting_tables_and_views(blank_engine):
     new = {"ksat_user_group", "risk_indicator_vocabulary"}
-    with blank_engine.begin() as conn:
-        t.metadata.create_all(conn, tables=[x for x in t.metadata.sorted_tables if x.name not in new])
-        conn.execute(t.schema_version.insert().values(version=2, description="v2", applied_at=NOW))
+    legacy_warehouse(blank_engine, 2)  # as the code before Alembic left a version 2 warehouse
+    assert not new & set(sa.inspect(blank_engine).get_table_names())
     assert migrate(blank_engine) == 2
     inspector = sa.inspect(blank_engine)
     assert new <= set(inspector.get_table_names())

@@ -46,7 +46,7 @@ class WarehouseHook(BaseHook):
             return URL.create("sqlite", database=conn.host or conn.schema), None
         if conn.conn_type in ("postgres", "postgresql"):
             url = URL.create(
-                "postgresql+psycopg2",
+                "postgresql+psycopg",
                 username=conn.login,
                 password=conn.password,
                 host=conn.host,

@@ -6,9 +6,12 @@
     securitycoach tenant delete --tenant TENANT --confirm TENANT [--by NAME]
     securitycoach tenant pools [--tenants FILE]
     securitycoach report --tenant TENANT [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--out PATH]
+    securitycoach warehouse upgrade [--grants]
 
 The warehouse is ``--warehouse URL`` (SQLAlchemy URL), else ``$SECURITYCOACH_WAREHOUSE_URL``,
-else the embedded SQLite warehouse (``data/warehouse.db``).
+else the embedded SQLite warehouse (``data/warehouse.db``). ``report`` only reads: it refuses a
+warehouse that is not at this code's schema (``warehouse upgrade`` or the ensure_schema task first);
+the commands that write bring it up to date themselves.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from securitycoach.mapping.store import apply_upload, remap
 from securitycoach.paths import data_dir, mapping_rules_path
 from securitycoach.tenancy import DeletionRefused, delete_integration
 from securitycoach.tenants import TenantFileError, load_tenants
-from securitycoach.warehouse import create_warehouse_engine, describe_url, migrate
+from securitycoach.warehouse import SCHEMA_VERSION, create_warehouse_engine, describe_url, migrate
+from securitycoach.warehouse.migrate import SchemaNotCurrent, check_schema, grant_analyst
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,14 +68,32 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--end", help="last day, YYYY-MM-DD (default: the tenant's latest day with data)")
     report.add_argument("--out", type=Path,
                         help="file to write (default data/reports/securitycoach_<tenant>_<start>_<end>.html)")
+    warehouse = sub.add_parser("warehouse", help="the warehouse schema").add_subparsers(dest="command",
+                                                                                       required=True)
+    upgrade = warehouse.add_parser("upgrade", help="create or upgrade the warehouse schema (what the ensure_schema "
+                                                   "task does)")
+    upgrade.add_argument("--grants", action="store_true",
+                         help="PostgreSQL: renew the analyst role's grants even when the schema was current")
     return parser
 
 
-def _engine(args):
+def _engine(args, *, upgrade: bool = True):
+    """The warehouse's URL and engine, brought to this code's schema unless ``upgrade`` is False."""
     url = args.warehouse or os.environ.get("SECURITYCOACH_WAREHOUSE_URL") or f"sqlite:///{data_dir() / 'warehouse.db'}"
     engine = create_warehouse_engine(url, search_path=args.search_path)
-    migrate(engine)
+    if upgrade:
+        migrate(engine)
     return url, engine
+
+
+def _upgrade(args) -> int:
+    url, engine = _engine(args, upgrade=False)
+    before = migrate(engine)
+    if args.grants:
+        grant_analyst(engine)
+    print(f"warehouse {describe_url(url)}: schema version {SCHEMA_VERSION}"
+          + ("" if before == SCHEMA_VERSION else f" (was {before or 'empty'})"))
+    return 0
 
 
 def _delete_tenant(args) -> int:
@@ -115,7 +137,12 @@ def _tenant_pools(args) -> int:
 def _report(args) -> int:
     from securitycoach.html_report import ReportError, write_tenant_report
 
-    _, engine = _engine(args)
+    _, engine = _engine(args, upgrade=False)
+    try:
+        check_schema(engine)
+    except SchemaNotCurrent as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
     try:
         path = write_tenant_report(engine, args.tenant, args.start, args.end, out=args.out)
     except ReportError as exc:
@@ -129,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.area == "report":
         return _report(args)
+    if args.area == "warehouse":
+        return _upgrade(args)
     if args.area == "tenant":
         return _tenant_pools(args) if args.command == "pools" else _delete_tenant(args)
     try:

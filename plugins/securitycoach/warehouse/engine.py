@@ -13,7 +13,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 def create_warehouse_engine(url: str | URL, *, search_path: str | None = None) -> Engine:
     """An engine for ``url``; ``search_path`` puts a PostgreSQL schema first (tests, tenants).
 
-    SQLite gets a busy timeout and WAL so a scheduler running tasks side by side waits for the
+    PostgreSQL is always reached through psycopg 3 (``postgresql+psycopg``): a ``postgresql://`` or
+    ``postgresql+psycopg2://`` URL is read as that, so every URL written for the warehouse so far keeps
+    working; another driver is refused. SQLite gets a busy timeout and WAL so a scheduler running tasks side by side waits for the
     writer instead of failing with "database is locked".
     """
     url = make_url(url)
@@ -33,6 +35,11 @@ def create_warehouse_engine(url: str | URL, *, search_path: str | None = None) -
 
         return engine
     if backend == "postgresql":
+        if url.drivername in ("postgresql", "postgresql+psycopg2"):
+            url = url.set(drivername="postgresql+psycopg")
+        if url.get_driver_name() != "psycopg":
+            raise ValueError(f"warehouse URL {describe_url(url)!r}: PostgreSQL driver {url.get_driver_name()!r} "
+                             "is not supported (use postgresql+psycopg://)")
         connect_args = {"options": f"-csearch_path={search_path}"} if search_path else {}
         return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True)
     raise ValueError(f"warehouse URL {describe_url(url)!r}: unsupported backend {backend!r} "

@@ -1,64 +1,146 @@
-"""Create or upgrade the warehouse schema: one command, one task, versioned.
+"""Create or upgrade the warehouse schema with Alembic: one command, one task, versioned.
 
-A new warehouse gets every table straight from ``schema.metadata`` and is stamped with the
-latest version. An older warehouse gets each ``include/sql/migrations/NNNN_*.sql`` whose number
-is above its version, in order, each in its own transaction. Views in ``include/sql/views`` are
-(re)created after every migration so they always match the tables: ``x.sql`` is portable, and
+The schema's history is the Alembic revisions in ``warehouse/migrations/versions/`` (``0001_baseline``
+... ``NNNN_x``, one per schema version, each the tables as they were at that version), replayed in order,
+each in its own transaction: a new warehouse runs them all, an older one the ones above its version.
+Alembic's ``alembic_version`` table holds the revision a warehouse is at; ``schema_version`` keeps the
+history (one row per upgrade: the version reached, the revisions applied, when). A warehouse made before
+Alembic (a ``schema_version`` table and no ``alembic_version``) is stamped at its version, then upgraded.
+
+Views in ``include/sql/views`` are re-created only when their definition changed (or they are missing,
+e.g. dropped by a revision that alters a table they read): ``x.sql`` is portable, and
 ``x.<dialect>.sql`` (``x.sqlite.sql``, ``x.postgresql.sql``) replaces it on that dialect. Views are
-created in name order, so the dialect-specific ``base_*`` helpers come before the ``rpt_*`` views
-that read them.
+created in name order, so the dialect-specific ``base_*`` helpers come before the ``rpt_*`` views that
+read them. What a view was created from is the SQL SQLite keeps (``sqlite_master``), and on PostgreSQL
+a digest in the view's comment.
 
-On PostgreSQL the same transaction that recreates the views (re)grants the analyst role
-(``SECURITYCOACH_ANALYST_ROLE``, default ``securitycoach_analyst``, NOLOGIN): USAGE on the schema
-and SELECT on the ``rpt_*`` views, nothing else.
+On PostgreSQL, an upgrade (revisions applied or views re-created) (re)grants the analyst role in the
+same transaction (``SECURITYCOACH_ANALYST_ROLE``, default ``securitycoach_analyst``, NOLOGIN): USAGE on
+the schema and SELECT on the ``rpt_*`` views, nothing else. A current warehouse costs ``migrate`` three
+small queries and no lock; read-only callers use ``check_schema``, which never changes anything.
+
+How to add a migration (e.g. a new table):
+
+1. Add the table (or column) to ``schema.py``, the newest shape.
+2. Add ``migrations/versions/NNNN_<what>.py`` (NNNN = the last revision + 1, four digits; copy the
+   newest one): ``revision = "NNNN"``, ``down_revision`` = the previous one, and ``upgrade()`` with
+   Alembic operations spelling the change as of this version (``op.create_table("t", sa.Column(...),
+   ...)``, ``op.add_column``; never the ``Table`` from ``schema.py``, which moves on). Forward only.
+3. Describe it in ``docs/warehouse.md``. ``SCHEMA_VERSION`` follows the newest revision by itself;
+   ``tests/test_migrations.py`` fails until ``schema.py`` and the revisions agree.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
+import threading
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from securitycoach.paths import sql_dir
-from securitycoach.warehouse.schema import metadata, schema_version
+from securitycoach.warehouse.schema import schema_version
 
 log = logging.getLogger(__name__)
 
-# Bump together with a new include/sql/migrations/NNNN_*.sql file and the matching change in
-# schema.py.
-SCHEMA_VERSION = 5
-_BASELINE = "baseline: code42 facts, staging, audit, mapping, detection, coaching, reporting and deletion actions"
-
+MIGRATIONS = Path(__file__).with_name("migrations")
 ANALYST_ROLE_ENV = "SECURITYCOACH_ANALYST_ROLE"
 DEFAULT_ANALYST_ROLE = "securitycoach_analyst"
 _ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _DIALECTS = ("sqlite", "postgresql")
+_VIEW_MARK = "securitycoach view sha256:"
+# Alembic's ``context`` and ``op`` are process-wide proxies: one upgrade at a time per process (threads
+# upgrading two warehouses at once would otherwise run each other's revisions).
+_ALEMBIC = threading.Lock()
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The warehouse is not at this code's schema (read-only commands do not upgrade it)."""
+
+
+def alembic_config(connection: Connection | None = None, applied: list | None = None) -> Config:
+    """Alembic's configuration for the warehouse on ``connection`` (for ``alembic.command``: history,
+    current, or an upgrade to a given revision); ``applied`` collects the revisions an upgrade runs."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    if applied is not None:
+        config.attributes["on_version_apply"] = lambda step, **_: applied.append(step.up_revision)
+    return config
+
+
+@cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def _head() -> str:
+    head = _scripts().get_current_head()
+    if head is None or not re.fullmatch(r"\d{4}", head):
+        raise RuntimeError(f"{MIGRATIONS}: the newest revision must be named by four digits, got {head!r}")
+    return head
+
+
+SCHEMA_VERSION = int(_head())
 
 
 def migrate(engine: Engine, *, analyst_role: str | None = None) -> int:
     """Bring the warehouse to ``SCHEMA_VERSION``; returns the version it had before (0 = new).
 
-    On PostgreSQL concurrent callers (parallel DAG runs' ``ensure_schema``, e.g. a backfill's first
-    runs on a new warehouse) take turns on an advisory lock per schema instead of racing.
-    ``analyst_role`` (PostgreSQL only) defaults to ``$SECURITYCOACH_ANALYST_ROLE`` or
+    Cheap when current (the version and the views' digests read, nothing written, no lock). On
+    PostgreSQL concurrent upgraders (parallel DAG runs' ``ensure_schema``, e.g. a backfill's first runs
+    on a new warehouse) take turns on an advisory lock per schema, and each looks again once it holds
+    it. ``analyst_role`` (PostgreSQL only) defaults to ``$SECURITYCOACH_ANALYST_ROLE`` or
     ``securitycoach_analyst``; an empty name leaves roles alone.
     """
+    role = analyst_role_name(analyst_role) if engine.dialect.name == "postgresql" else ""
+    with engine.connect() as conn:
+        before, alembic = _version(conn)
+        if alembic and before == SCHEMA_VERSION and not _stale_views(conn):
+            return before
     if engine.dialect.name != "postgresql":
-        return _migrate(engine)
-    role = analyst_role_name(analyst_role)
+        return _upgrade(engine)
     lock = "SELECT {}(hashtext(current_schema() || ':securitycoach-migrate'))"
     with engine.connect() as holder:
         holder.exec_driver_sql(lock.format("pg_advisory_lock"))
         try:
-            return _migrate(engine, role)
+            return _upgrade(engine, role)
         finally:
             holder.exec_driver_sql(lock.format("pg_advisory_unlock"))
             holder.commit()
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise ``SchemaNotCurrent`` (one line: what the warehouse is at, what to run) unless the
+    warehouse is at this code's schema. Changes nothing: for read-only commands."""
+    with engine.connect() as conn:
+        version, alembic = _version(conn)
+        if alembic and version == SCHEMA_VERSION and not _stale_views(conn):
+            return
+    state = "has no schema yet" if version == 0 else (
+        f"is at schema version {version}" + ("" if alembic else " (made before Alembic)"))
+    if version == SCHEMA_VERSION and alembic:
+        state = "has reporting views older than this code"
+    raise SchemaNotCurrent(f"the warehouse {state}; this code needs version {SCHEMA_VERSION}: run the "
+                           "ensure_schema task or `securitycoach warehouse upgrade` first")
+
+
+def grant_analyst(engine: Engine, analyst_role: str | None = None) -> None:
+    """Renew the analyst role's grants now (PostgreSQL; e.g. once an administrator created the role),
+    without an upgrade: what ``securitycoach warehouse upgrade --grants`` does after the upgrade."""
+    role = analyst_role_name(analyst_role)
+    if engine.dialect.name == "postgresql" and role:
+        with engine.begin() as conn:
+            _grant_analyst(conn, role)
 
 
 def analyst_role_name(name: str | None = None) -> str:
@@ -74,34 +156,54 @@ def analyst_role_name(name: str | None = None) -> str:
     return name
 
 
-def _migrate(engine: Engine, analyst_role: str = "") -> int:
+def _version(conn: Connection) -> tuple[int, bool]:
+    """(schema version, whether Alembic manages it): 0 for a new warehouse; a warehouse made before
+    Alembic has the ``schema_version`` history only. A version this code does not know is refused."""
+    inspector = sa.inspect(conn)
+    if inspector.has_table("alembic_version"):
+        revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        if revision is not None and revision not in _revisions():
+            raise RuntimeError(f"warehouse schema is at revision {revision}, newer than this code "
+                               f"({SCHEMA_VERSION}); upgrade the project before running it")
+        return (int(revision) if revision else 0), True
+    if not inspector.has_table(schema_version.name):
+        return 0, False
+    version = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"warehouse schema is at version {version}, newer than this code "
+                           f"({SCHEMA_VERSION}); upgrade the project before running it")
+    return version, False
+
+
+@cache
+def _revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in _scripts().walk_revisions())
+
+
+def _upgrade(engine: Engine, analyst_role: str = "") -> int:
+    """Stamp a pre-Alembic warehouse, apply the revisions above its version, refresh stale views
+    (and then the grants), each revision in its own transaction."""
+    applied: list = []
+    with engine.connect() as conn:
+        before, alembic = _version(conn)
+        conn.rollback()
+        with _ALEMBIC:
+            if not alembic and before:
+                command.stamp(alembic_config(conn), f"{before:04d}")
+                log.info("warehouse made before Alembic: stamped at schema version %s", before)
+            command.upgrade(alembic_config(conn, applied), "head")
+        conn.commit()
     with engine.begin() as conn:
-        schema_version.create(conn, checkfirst=True)
-        current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
-        if current > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"warehouse schema is at version {current}, newer than this code "
-                f"({SCHEMA_VERSION}); upgrade the project before running it"
-            )
-        if current == 0:
-            metadata.create_all(conn)
-            _stamp(conn, SCHEMA_VERSION, _BASELINE)
-            log.info("created warehouse schema version %s", SCHEMA_VERSION)
-    if 0 < current < SCHEMA_VERSION:
-        for version, path in _migrations(after=current, dialect=engine.dialect.name):
-            with engine.begin() as conn:
-                _run_script(conn, path)
-                # tables a version adds come straight from schema.py (checkfirst): the script
-                # only carries what create_all cannot do (altered columns, data moves)
-                metadata.create_all(conn)
-                _stamp(conn, version, path.stem)
-            log.info("upgraded warehouse schema to version %s (%s)", version, path.name)
-    with engine.begin() as conn:
-        for path in view_files(engine.dialect.name):
-            _run_script(conn, path)
-        if engine.dialect.name == "postgresql" and analyst_role:
+        if applied:
+            conn.execute(schema_version.insert().values(
+                version=SCHEMA_VERSION, applied_at=datetime.now(UTC),
+                description=", ".join(Path(s.path).stem for s in applied)))
+            log.info("warehouse schema %s -> %s (%s)", before, SCHEMA_VERSION,
+                     ", ".join(s.revision for s in applied))
+        changed = _refresh_views(conn) > 0 or bool(applied)
+        if changed and engine.dialect.name == "postgresql" and analyst_role:
             _grant_analyst(conn, analyst_role)
-    return current
+    return before
 
 
 def view_files(dialect: str) -> list[Path]:
@@ -119,6 +221,59 @@ def view_files(dialect: str) -> list[Path]:
             raise RuntimeError(f"include/sql/views: view {view} has no {dialect} variant and no portable {view}.sql")
         files.append(path)
     return files
+
+
+def _view_name(path: Path) -> str:
+    return path.name.partition(".")[0]
+
+
+def _digest(sql: str) -> str:
+    return hashlib.sha256(" ".join(sql.split()).encode()).hexdigest()
+
+
+def _create_statement(path: Path) -> str:
+    """The view's ``CREATE VIEW`` statement (what SQLite keeps and what the digest covers)."""
+    for statement in _statements(path):
+        if statement.lstrip().upper().startswith("CREATE"):
+            return statement
+    raise RuntimeError(f"{path}: no CREATE VIEW statement")
+
+
+def _installed_views(conn: Connection) -> dict[str, str]:
+    """{view: digest of what it was created from} for the views in the warehouse ('' = unknown)."""
+    if conn.dialect.name == "sqlite":
+        rows = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'view'").all()
+        return {name: _digest(sql or "") for name, sql in rows}
+    rows = conn.exec_driver_sql(
+        "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND n.nspname = current_schema()").all()
+    return {name: (comment or "").removeprefix(_VIEW_MARK) for name, comment in rows}
+
+
+def _stale_views(conn: Connection) -> list[Path]:
+    installed = _installed_views(conn)
+    return [path for path in view_files(conn.dialect.name)
+            if installed.get(_view_name(path)) != _digest(_create_statement(path))]
+
+
+def _refresh_views(conn: Connection) -> int:
+    """Re-create, in name order, each view that is missing or whose definition changed; returns how
+    many. A PostgreSQL ``base_*`` script drops its dependants (CASCADE): they are missing then, so the
+    ones after it in name order are re-created too."""
+    done = []
+    installed = _installed_views(conn)
+    for path in view_files(conn.dialect.name):
+        name, digest = _view_name(path), _digest(_create_statement(path))
+        if installed.get(name) == digest:
+            continue
+        _run_script(conn, path)
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"COMMENT ON VIEW \"{name}\" IS '{_VIEW_MARK}{digest}'")
+            installed = _installed_views(conn)
+        done.append(name)
+    if done:
+        log.info("views (re)created: %s", ", ".join(done))
+    return len(done)
 
 
 def _grant_analyst(conn: Connection, role: str) -> None:
@@ -151,29 +306,18 @@ def _grant_analyst(conn: Connection, role: str) -> None:
         conn.exec_driver_sql(f'GRANT SELECT ON {quoted}."{view}" TO "{role}"')
 
 
-def _stamp(conn: Connection, version: int, description: str) -> None:
-    conn.execute(
-        schema_version.insert().values(
-            version=version, description=description, applied_at=datetime.now(UTC)
-        )
-    )
-
-
-def _migrations(after: int, dialect: str = "") -> list[tuple[int, Path]]:
-    """The scripts above ``after``: ``NNNN_x.<dialect>.sql`` replaces ``NNNN_x.sql`` on that dialect."""
-    by_version: dict[int, dict[str, Path]] = {}
-    for path in sorted((sql_dir() / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql")):
-        version = int(path.name[:4])
-        variant = path.name[: -len(".sql")].partition(".")[2]
-        if after < version <= SCHEMA_VERSION:
-            by_version.setdefault(version, {})[variant] = path
-    return [(v, paths.get(dialect) or paths[""]) for v, paths in sorted(by_version.items())]
-
-
-def _run_script(conn: Connection, path: Path) -> None:
-    """Run a SQL file statement by statement (``;`` at end of line separates statements)."""
+def _statements(path: Path) -> list[str]:
+    """A SQL file's statements (``;`` at end of line separates them; ``--`` comment lines dropped)."""
     text = path.read_text(encoding="utf-8")
+    statements = []
     for statement in re.split(r";\s*$", text, flags=re.MULTILINE):
         body = "\n".join(line for line in statement.splitlines() if not line.strip().startswith("--"))
         if body.strip():
-            conn.exec_driver_sql(body)
+            statements.append(body)
+    return statements
+
+
+def _run_script(conn: Connection, path: Path) -> None:
+    """Run a SQL file statement by statement."""
+    for statement in _statements(path):
+        conn.exec_driver_sql(statement)

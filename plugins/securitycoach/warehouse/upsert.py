@@ -11,14 +11,12 @@ page of parameters, and no per-row parameter binding in Python.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -55,7 +53,7 @@ def upsert(
     insert = _INSERTS[conn.dialect.name](table)
     keys = [c.name for c in table.primary_key.columns]
     rows = _last_per_key([_without_nul(table, keys, row) for row in rows], keys, only_if_newer)
-    copy = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2" and len(rows) >= COPY_MIN_ROWS
+    copy = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and len(rows) >= COPY_MIN_ROWS
     if copy:
         source = _copy_to_temp(conn, table, rows)
         insert = insert.from_select([c.name for c in table.columns], sa.select(*source.columns))
@@ -79,72 +77,20 @@ def upsert(
 
 
 def _copy_to_temp(conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]]) -> sa.Table:
-    """``rows`` into a new temporary table shaped like ``table`` (dropped at commit), by COPY."""
+    """``rows`` into a new temporary table shaped like ``table`` (dropped at commit), by psycopg 3's
+    COPY (``Cursor.copy``, which encodes each value for COPY itself)."""
     name = f"_copy_{table.name}"
     conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
     conn.exec_driver_sql(f'CREATE TEMPORARY TABLE "{name}" (LIKE "{table.name}") ON COMMIT DROP')
     columns = [c.name for c in table.columns]
-    converters = [(c.name, _converter(c.type)) for c in table.columns]
-    buffer = io.StringIO()
-    buffer.writelines("\t".join([convert(row.get(column)) for column, convert in converters]) + "\n"
-                      for row in rows)
-    buffer.seek(0)
+    # JSON columns: a document, and None is JSON null (as SQLAlchemy's JSON type stores it), not NULL.
+    json_columns = {c.name for c in table.columns if isinstance(c.type, sa.JSON)}
     column_list = ", ".join(f'"{c}"' for c in columns)
-    cursor = conn.connection.dbapi_connection.cursor()
-    try:
-        cursor.copy_expert(f'COPY "{name}" ({column_list}) FROM STDIN', buffer)
-    finally:
-        cursor.close()
+    with conn.connection.dbapi_connection.cursor() as cursor, \
+            cursor.copy(f'COPY "{name}" ({column_list}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([Jsonb(row.get(c)) if c in json_columns else row.get(c) for c in columns])
     return sa.table(name, *(sa.column(c) for c in columns))
-
-
-# COPY's text format: tab-separated, ``\\N`` is NULL, backslash escapes for \\ tab newline CR.
-def _text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if not isinstance(value, str):
-        return _other(value)
-    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return value
-
-
-def _json(value: Any) -> str:
-    # None is JSON null, as SQLAlchemy's JSON type stores it. json.dumps escapes control
-    # characters itself, so only its backslashes need doubling.
-    return json.dumps(value).replace("\\", "\\\\")
-
-
-def _other(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, str):
-        return _text(value)
-    return str(value)
-
-
-def _timestamp(value: Any) -> str:
-    return "\\N" if value is None else value.isoformat() if isinstance(value, datetime) else _other(value)
-
-
-def _integer(value: Any) -> str:
-    return "\\N" if value is None else str(value) if type(value) is int else _other(value)
-
-
-def _converter(type_: sa.types.TypeEngine):
-    if isinstance(type_, sa.JSON):
-        return _json
-    if isinstance(type_, sa.String):  # Text is a String
-        return _text
-    if isinstance(type_, sa.DateTime):
-        return _timestamp
-    if isinstance(type_, sa.Integer):
-        return _integer
-    return _other
 
 
 def _last_per_key(rows: Sequence[dict[str, Any]], keys: list[str], newest_by: str | None) -> list[dict]:
