@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 
 # Bump together with a new include/sql/migrations/NNNN_*.sql file and the matching change in
 # schema.py.
-SCHEMA_VERSION = 5
-_BASELINE = "baseline: code42 facts, staging, audit, mapping, detection, coaching, reporting and deletion actions"
+SCHEMA_VERSION = 6
+_BASELINE = ("baseline: code42 facts, staging, audit, mapping, detection, coaching, reporting, deletion actions "
+             "and KSAT events")
 
 ANALYST_ROLE_ENV = "SECURITYCOACH_ANALYST_ROLE"
 DEFAULT_ANALYST_ROLE = "securitycoach_analyst"
