@@ -46,6 +46,7 @@ from knowbe4_hook.hook import BearerKeyAuth
 EVENTS_REGIONS = ("", "eu", "ca", "uk", "de")  # "" is the US host api.events.knowbe4.com
 EVENTS_API_HOSTS = frozenset(f"api{'-' + r if r else ''}.events.knowbe4.com" for r in EVENTS_REGIONS)
 EVENTS_PAGE_SIZE = 100
+EVENTS_EXTRAS = ("seats", "max_retry_wait")  # extras of this connection type beyond ApiSettings'
 
 
 class EventsRateLimited(Code42Error):
@@ -118,6 +119,12 @@ class KnowBe4EventsHook(JsonApiHook):
     @cached_property
     def settings(self) -> ApiSettings:
         return self.events_settings.api
+
+    def _configure_session_from_extra(self, session, connection, extra_options):
+        session = super()._configure_session_from_extra(session, connection, extra_options)
+        for name in EVENTS_EXTRAS:  # settings, not headers
+            session.headers.pop(name, None)
+        return session
 
     @property
     def key_id(self) -> str:

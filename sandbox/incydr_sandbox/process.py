@@ -173,7 +173,7 @@ class SandboxProcess:
                 {"conn_type": "knowbe4", "password": self.ksat_key, "host": self.base_url}),
             "AIRFLOW_CONN_KNOWBE4_EVENTS_DEFAULT": json.dumps(
                 {"conn_type": "knowbe4_events", "password": self.events_key, "host": self.base_url,
-                 "extra": {"retry_backoff": 0.05}}),
+                 "extra": {"retry_backoff": 0.05, "rate_limit_per_minute": 6000}}),
             # the webhook's secret part goes in the password, so Airflow masks it in logs
             "AIRFLOW_CONN_SECURITYCOACH_CHAT_WEBHOOK": json.dumps(
                 {"conn_type": "http", "host": f"{self.base_url}/sinks/webhook", "password": self.WEBHOOK_SECRET}),
