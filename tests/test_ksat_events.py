@@ -21,6 +21,7 @@ from code42_hook import Code42Hook
 from knowbe4_hook import KnowBe4EventsHook, KnowBe4Hook
 from securitycoach.coaching.code42_notes import write_notes
 from securitycoach.coaching.ksat_events import external_id, push_events
+from securitycoach.html_report import gather, render_report, resolve_period
 from securitycoach.warehouse import schema as t
 
 UNLIMITED = {"minutes_between": 0, "daily_cap": 100}
@@ -46,9 +47,12 @@ def _rows(engine, **where):
 
 
 @pytest.fixture
-def coached(sqlite_warehouse, sandbox, monkeypatch, tmp_path):
-    """Three days synced, detections, one campaign whose fresh tips were sent (Slack)."""
-    s = _setup(sqlite_warehouse, sandbox, monkeypatch, tmp_path)
+def coached(request, sandbox, monkeypatch, tmp_path):
+    """Three days synced, detections, one campaign whose fresh tips were sent (Slack). SQLite, or
+    PostgreSQL for the tests marked ``@pytest.mark.parametrize("coached", ["postgresql"], indirect=True)``."""
+    kind = getattr(request, "param", "sqlite")
+    engine = request.getfixturevalue("sqlite_warehouse" if kind == "sqlite" else "pg_warehouse")
+    s = _setup(engine, sandbox, monkeypatch, tmp_path)
     campaigns = s.campaigns(campaign("Chat", rules=SESSION_RULES, delivery_limit=UNLIMITED))
     s.plan(campaigns)
     s.send(campaigns)
@@ -119,6 +123,7 @@ def test_push_all_marks_old_detections_stale_unless_backfill(coached, sandbox, m
     assert len(sandbox.user_events()["events"]) == mapped_active - withdrawn == len(_rows(s.engine, status="pushed"))
 
 
+@pytest.mark.parametrize("coached", ["sqlite", "postgresql"], indirect=True)
 def test_a_crash_between_post_and_record_creates_no_second_event(coached, sandbox, monkeypatch):
     s, campaigns = coached
     hook = _events_hook(monkeypatch, sandbox)
@@ -160,6 +165,7 @@ def test_a_lost_post_answer_is_in_doubt_then_found_not_resent(coached, sandbox, 
     assert len(events) == len(_rows(s.engine, status="pushed"))
 
 
+@pytest.mark.parametrize("coached", ["sqlite", "postgresql"], indirect=True)
 def test_quota_stops_the_push_carries_the_rest_and_the_next_day_finishes(coached, sandbox, monkeypatch):
     s, campaigns = coached
     sandbox.set_faults(events_seats=1)  # KnowBe4: 10 calls per seat per day
@@ -186,6 +192,14 @@ def test_quota_stops_the_push_carries_the_rest_and_the_next_day_finishes(coached
     assert days == 1 + -(-(total - 8) // 10)
     events = sandbox.user_events()["events"]
     assert len(events) == total == len({e["external_id"] for e in events})
+    # the report's pipeline health panel shows the push and the quota of its latest day
+    data = gather(s.engine, s.tenant, resolve_period(s.engine, s.tenant), now=s.now + timedelta(days=days))
+    last_day_calls = (total - 8) % 10 or 10
+    assert data["ksat_events"]["pushed"] == total
+    assert data["ksat_quota"] == [{"day": f"{s.now + timedelta(days=days - 1):%Y-%m-%d}", "used": last_day_calls,
+                                   "quota": 10, "left": 10 - last_day_calls}]
+    html = render_report(data)
+    assert f"{last_day_calls} used, {10 - last_day_calls} left of 10" in html and f"pushed {total}" in html
 
 
 def test_429_retry_after_is_honoured_and_a_long_one_defers(coached, sandbox, monkeypatch):
