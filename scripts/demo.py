@@ -66,6 +66,7 @@ def main() -> int:
             subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=True, capture_output=True)
             _run_dags(sandbox.anchor)
             sinks = sandbox.sinks()
+            user_events = sandbox.user_events()
     finally:
         shutil.rmtree(airflow_home, ignore_errors=True)
 
@@ -101,6 +102,7 @@ def main() -> int:
               f"{r['covered_by_instructor']:>3} (Instructor lesson sent), on_watchlist {r['on_watchlist']:>2}")
     _print_withdrawn(engine)
     _print_channels(engine, sinks)
+    _print_ksat_events(engine, user_events)
     from securitycoach.html_report import report_path, report_tenants, resolve_period
 
     print(f"\nsync runs: {report}")
@@ -131,6 +133,25 @@ def _print_withdrawn(engine) -> None:
         print(f"  {n:>5}  {key}")
     if not why:
         print("      0")
+
+
+def _print_ksat_events(engine, api: dict) -> None:
+    """The detections on the KSAT users' timelines (User Event API) and the key's quota."""
+    import sqlalchemy as sa
+
+    from securitycoach.warehouse import schema as t
+
+    with engine.connect() as conn:
+        by_status = dict(conn.execute(sa.select(t.ksat_event.c.status, sa.func.count())
+                                      .group_by(t.ksat_event.c.status)).all())
+        quota = conn.execute(sa.select(t.ksat_event_quota).order_by(t.ksat_event_quota.c.day)).all()
+    print("\nKSAT timeline events (KnowBe4 User Event API; default push set: detections a campaign coached):")
+    print(f"  ksat_event by status      {dict(sorted(by_status.items())) or 'none'}")
+    print(f"  the sandbox holds         {len(api['events'])} events ({len({e['external_id'] for e in api['events']})} "
+          f"distinct external ids), {len(api['deleted'])} deleted, {len(api['calls'])} calls received")
+    for q in quota:
+        print(f"  quota {q.day}          {q.calls} calls used, {max(0, q.quota - q.calls)} left of {q.quota} "
+              f"(10 per seat per day)")
 
 
 def _print_channels(engine, sinks: dict) -> None:

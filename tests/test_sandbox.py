@@ -636,7 +636,8 @@ def test_fault_knobs_are_validated(clean_sandbox):
     assert set(before) == {"fail_429_every", "retry_after", "rate_limit_per_min", "ksat_rate_limit_per_sec",
                            "fail_5xx_rate", "fail_next", "drop_next", "stall_next", "stall_ms", "latency_ms", "token_ttl", "malformed_every",
                            "missing_key_every", "advance_per_page_min", "hostile_strings", "slack_ratelimited_next",
-                           "slack_retry_after"}
+                           "slack_retry_after", "events_seats", "events_429_next", "events_retry_after",
+                           "events_fail_after_post_next"}
 
 
 # --- the clock ----------------------------------------------------------------------------------

@@ -46,8 +46,11 @@ def test_dags_import_without_network_or_database(airflow_db, monkeypatch):
     assert {t.task_id for t in sync.tasks} == {
         "ensure_schema", "extract_sessions", "extract_alerts", "load_warehouse", "check_session_keys",
         "check_alert_keys", "check_loaded_rows", "resolve_new_actors", "map_users", "detect", "deliver_tips",
-        "write_audit",
+        "push_ksat_events", "write_audit",
     }
+    # the KSAT timeline push follows the tips (its default push set is the coached detections)
+    assert sync.get_task("push_ksat_events").upstream_task_ids == {"deliver_tips"}
+    assert sync.get_task("push_ksat_events").max_active_tis_per_dag == 1
     # the data checks gate everything after the load; the extracts hold the tenant's pool
     assert sync.get_task("resolve_new_actors").upstream_task_ids == {
         "check_session_keys", "check_alert_keys", "check_loaded_rows"}

@@ -317,20 +317,15 @@ def test_watchlists_are_paged_from_page_one(clean_sandbox, monkeypatch):
     assert max(len(list(whole.iter_watchlist_members(wl))) for wl in lists) > 1
 
 
-def test_upgrade_from_version_4_widens_the_delivery_status(pg_warehouse):
+def test_upgrade_from_version_4_widens_the_delivery_status(pg_schema):
     """Version 5 on a PostgreSQL warehouse of version 4 (status VARCHAR(16), views over delivery)."""
-    from securitycoach.warehouse import SCHEMA_VERSION, migrate
+    from conftest import PG_ADMIN_URL, legacy_warehouse
+    from securitycoach.warehouse import SCHEMA_VERSION, create_warehouse_engine, migrate
     from securitycoach.warehouse.migrate import _run_script, view_files
 
-    engine = pg_warehouse
-    with engine.begin() as conn:  # back to version 4: the old column, no coaching_block, the views
-        for view in ("rpt_coaching_summary", "rpt_recidivism", "rpt_top_campaigns", "rpt_top_groups",
-                     "rpt_user_timeline", "base_delivery_sent"):
-            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view} CASCADE")
-        conn.exec_driver_sql("ALTER TABLE delivery ALTER COLUMN status TYPE VARCHAR(16)")
-        conn.exec_driver_sql("DROP TABLE coaching_block")
-        conn.execute(t.schema_version.update().values(version=4))
-        conn.exec_driver_sql("DROP TABLE alembic_version")  # as the code before Alembic left it
+    engine = create_warehouse_engine(PG_ADMIN_URL, search_path=pg_schema)
+    legacy_warehouse(engine, 4)  # as the code before Alembic left version 4, with its views over delivery
+    with engine.begin() as conn:
         for path in view_files("postgresql"):
             if "rpt_user_timeline" not in path.name:
                 _run_script(conn, path)
@@ -340,4 +335,5 @@ def test_upgrade_from_version_4_widens_the_delivery_status(pg_warehouse):
     assert "coaching_block" in sa.inspect(engine).get_table_names()
     assert "rpt_user_timeline" in sa.inspect(engine).get_view_names()
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.max(t.schema_version.c.version))).scalar() == SCHEMA_VERSION == 5
+        assert conn.execute(sa.select(sa.func.max(t.schema_version.c.version))).scalar() == SCHEMA_VERSION
+    engine.dispose()

@@ -29,3 +29,8 @@ class Code42PayloadError(Code42Error):
         self.endpoint, self.page, self.problem = endpoint, page, problem
         where = endpoint + (f" page {page}" if page is not None else "")
         super().__init__(f"{api} {where}: unexpected response: {problem}")
+
+
+class OutcomeUnknown(Code42Error):
+    """A call that creates something may or may not have been processed (5xx, timeout, connection
+    lost): it is not retried; the caller looks for what it created before it ever sends it again."""

@@ -20,10 +20,16 @@ from typing import Any
 import requests
 
 from code42_hook.auth import Code42TokenAuth
-from code42_hook.errors import Code42ApiError, Code42ConfigError, Code42Error, Code42PayloadError
+from code42_hook.errors import (
+    Code42ApiError,
+    Code42ConfigError,
+    Code42Error,
+    Code42PayloadError,
+    OutcomeUnknown,
+)
 from code42_hook.records import Actor, Alert, AlertRule, FileEvent, Session, Watchlist, WatchlistMember
 from code42_hook.throttle import RateLimiter
-from code42_hook.transport import ApiSettings, HookStats, JsonApiHook
+from code42_hook.transport import ApiSettings, HookStats, JsonApiHook, _error_text
 from code42_hook.urls import normalize_base_url
 
 Code42Settings = ApiSettings  # the connection extras (see ApiSettings)
@@ -225,6 +231,29 @@ class Code42Hook(JsonApiHook):
     def get_session(self, session_id: str) -> Session:
         endpoint = f"/v1/sessions/{session_id}"
         return self._records(Session, [self._request_json("GET", endpoint)], endpoint, None)[0]
+
+    def add_session_note(self, session_id: str, content: str) -> None:
+        """``POST /v1/sessions/{id}/add-note`` (``noteContent``, at most 2000 characters; needs the
+        "Alerts and Sessions" update permission). Sent once, never retried: after a 5xx or a lost
+        answer it raises ``OutcomeUnknown`` (the note may be there: ``get_session(id).notes`` tells)."""
+        if len(content) > 2000:
+            raise ValueError("a Code42 session note has at most 2000 characters")
+        endpoint = f"/v1/sessions/{session_id}/add-note"
+        session = self.session
+        self.limiter.acquire()
+        self.stats.add(requests=1)
+        request = requests.Request("POST", self.url_from_endpoint(endpoint), json={"noteContent": content})
+        try:
+            response = self.run_and_check(session, session.prepare_request(request),
+                                          {"timeout": self.timeout, "check_response": False})
+        except requests.RequestException as exc:
+            raise OutcomeUnknown(f"Code42 POST {endpoint}: no answer ({exc.__class__.__name__})") from None
+        if response.status_code >= 500 or response.status_code == 429:
+            if response.status_code == 429:
+                raise Code42ApiError("POST", endpoint, 429, "rate limited; the note is added on a later run")
+            raise OutcomeUnknown(f"Code42 POST {endpoint}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise Code42ApiError("POST", endpoint, response.status_code, _error_text(response))
 
     def get_actor(self, actor_id: str) -> Actor:
         endpoint = f"/v1/actors/actor/id/{actor_id}"

@@ -34,5 +34,16 @@ def get_provider_info() -> dict:
                     "placeholders": {"host": "https://us.api.knowbe4.com"},
                 },
             },
+            {
+                "connection-type": "knowbe4_events",
+                "hook-class-name": "knowbe4_hook.events.KnowBe4EventsHook",
+                "hook-name": "KnowBe4 User Event API",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"password": "API Key", "host": "Base URL"},
+                    "placeholders": {"host": "https://api.events.knowbe4.com",
+                                     "extra": '{"seats": 500, "max_retry_wait": 60}'},
+                },
+            },
         ],
     }

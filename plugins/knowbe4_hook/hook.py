@@ -15,7 +15,7 @@ from pydantic import Field
 from requests.auth import AuthBase
 
 from code42_hook.auth import _mask
-from code42_hook.errors import Code42ConfigError
+from code42_hook.errors import Code42ConfigError, Code42PayloadError
 from code42_hook.records import Record
 from code42_hook.throttle import RateLimiter
 from code42_hook.transport import JsonApiHook
@@ -133,6 +133,13 @@ class KnowBe4Hook(JsonApiHook):
         yield from self._paged(KsatGroup, endpoint, size, items_key=None, first_page=1,
                                request=lambda page: self._request_json("GET", endpoint, page=page,
                                                                        params={"page": page, "per_page": size}))
+
+    def account(self) -> dict:
+        """``GET /v1/account``: the account, with ``number_of_seats``."""
+        body = self._request_json("GET", "/v1/account")
+        if not isinstance(body, dict) or not isinstance(body.get("number_of_seats"), int):
+            raise Code42PayloadError("/v1/account", None, "no integer number_of_seats", api=self.api_name)
+        return body
 
     def test_connection(self) -> tuple[bool, str]:
         try:

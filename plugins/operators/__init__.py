@@ -1,6 +1,6 @@
 """Airflow operators: thin shells that read context and connections, then call the core."""
 
-from operators.coaching import DeliverTipsOperator, DetectOperator
+from operators.coaching import DeliverTipsOperator, DetectOperator, PushKsatEventsOperator
 from operators.code42_sync import (
     Code42ExtractOperator,
     Code42ReferenceOperator,
@@ -23,6 +23,7 @@ __all__ = [
     "KsatDirectoryOperator",
     "MapUsersOperator",
     "MappingUploadOperator",
+    "PushKsatEventsOperator",
     "SyncAuditOperator",
     "TenantReportsOperator",
     "WarehouseHook",

@@ -6,12 +6,20 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowNotFoundException,
+    AirflowSkipException,
+)
 
 from code42_hook import Code42Hook
+from knowbe4_hook import KnowBe4EventsHook, KnowBe4Hook
 from operators.channels import ChatWebhookSender, senders_for
 from operators.mapping import _TenantOperator
 from securitycoach.coaching.campaigns import CampaignError, CampaignFile, load_campaigns
+from securitycoach.coaching.code42_notes import write_notes
+from securitycoach.coaching.ksat_events import CALLS_PER_SEAT_PER_DAY, push_events
 from securitycoach.coaching.outbox import (
     DeliveryError,
     PlanResult,
@@ -94,14 +102,19 @@ class DeliverTipsOperator(_TenantOperator):
         sent = send_due(engine, tenant, campaigns, senders_for(campaigns), watchlists=gates)
         digest = self.post_team_digest(engine, tenant, campaigns, templates, planned, sent,
                                        run_id=str(context.get("run_id") or datetime.now(UTC).isoformat()))
+        notes = None
+        if campaigns.code42_notes.enabled:  # off by default: needs Alerts and Sessions update
+            notes = write_notes(engine, tenant, Code42Hook(self.code42_conn_id), conn_id=self.code42_conn_id)
         if sent.channel_errors:
             raise AirflowFailException("\n".join(dict.fromkeys(sent.channel_errors.values())))
+        if notes is not None and notes.refused:
+            raise AirflowFailException(notes.refused)
         if sent.failures:
             shown = "\n".join(sent.failures[:20])
             raise AirflowException(f"{len(sent.failures)} SecurityTip(s) could not be delivered (recorded as "
                                    f"failed in the delivery table):\n{shown}")
         return {"planned": planned.planned, "sent": sent.by_status, "team_digest": digest,
-                "blocked": sent.blocked}
+                "blocked": sent.blocked, "code42_notes": notes.outcomes if notes is not None else "off"}
 
     @staticmethod
     def post_team_digest(engine, tenant: str, campaigns: CampaignFile, templates, planned: PlanResult,
@@ -119,3 +132,49 @@ class DeliverTipsOperator(_TenantOperator):
             log.error("team digest not posted to %s: %s", config.channel.conn_id, exc)
             return f"failed: {exc}"
         return "sent"
+
+
+class PushKsatEventsOperator(_TenantOperator):
+    """Put the tenant's detections on their KSAT users' Events Timeline (KnowBe4 User Event API):
+    plan, resolve rows in doubt, delete events triage cleared, push the pending ones, each once and
+    within the key's daily quota (10 calls per seat: seats from the connection's ``seats`` extra, else
+    the Reporting API's ``GET /v1/account``). What the quota leaves is pushed by a later run.
+
+    Skipped when the ``knowbe4_events`` connection does not exist. Fails, after recording everything,
+    when KnowBe4 refused the key; runs one at a time per DAG.
+    """
+
+    def __init__(self, *, knowbe4_conn_id: str = KnowBe4Hook.default_conn_name,
+                 knowbe4_events_conn_id: str = KnowBe4EventsHook.default_conn_name, rules_path: str | None = None,
+                 campaigns_path: str | None = None, **kwargs) -> None:
+        kwargs.setdefault("max_active_tis_per_dag", 1)
+        super().__init__(**kwargs)
+        self.knowbe4_conn_id = knowbe4_conn_id
+        self.knowbe4_events_conn_id = knowbe4_events_conn_id
+        self.rules_path = rules_path
+        self.campaigns_file = campaigns_path
+
+    def execute(self, context) -> dict[str, Any]:
+        templates = tip_templates()
+        try:
+            campaigns = load_campaigns(self.campaigns_file or campaigns_path(), _catalog(self.rules_path), templates)
+        except CampaignError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if not campaigns.ksat_events.enabled:
+            raise AirflowSkipException("ksat_events.enabled is false in the campaign file")
+        hook = KnowBe4EventsHook(self.knowbe4_events_conn_id)
+        try:
+            hook.connection  # noqa: B018 - does it exist?
+        except AirflowNotFoundException:
+            raise AirflowSkipException(f"no connection {self.knowbe4_events_conn_id!r} (type knowbe4_events): "
+                                       "KSAT events are not pushed") from None
+        seats = hook.events_settings.seats or KnowBe4Hook(self.knowbe4_conn_id).account()["number_of_seats"]
+        tenant, engine = self.tenant_and_engine()
+        result = push_events(engine, tenant, campaigns, hook, daily_quota=CALLS_PER_SEAT_PER_DAY * seats)
+        if result.refused:
+            raise AirflowFailException(result.refused)
+        if result.failures:
+            shown = "\n".join(result.failures[:20])
+            raise AirflowException(f"{len(result.failures)} KSAT event(s) refused by KnowBe4 (recorded as failed "
+                                   f"in ksat_event):\n{shown}")
+        return {**result.as_dict(), "seats": seats}

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from operators.checks import WarehouseCheckOperator, WarehouseColumnCheckOperator, sql_string
-from operators.coaching import DeliverTipsOperator, DetectOperator
+from operators.coaching import DeliverTipsOperator, DetectOperator, PushKsatEventsOperator
 from operators.code42_sync import (
     Code42ExtractOperator,
     Code42ReferenceOperator,
@@ -34,7 +34,8 @@ TENANT_SQL = "{{ ti.xcom_pull(task_ids='extract_alerts')['tenant_id'] | sql_stri
 
 SYNC_DOC = """Code42 Incydr sync of tenant **{name}** (connection `{code42}`, KnowBe4 `{knowbe4}`):
 sessions + alerts of the data interval into the shared warehouse, data checks, then user mapping,
-detection rules and the SecurityTips of the coaching campaigns.
+detection rules, the SecurityTips of the coaching campaigns and the detections pushed to the KSAT
+users' Events Timeline (`{events}`).
 
 Schedule `{schedule}` (each run covers the period before it); sessions are re-read from
 `lookback_hours` before the interval so late changes are caught. Extract tasks run in the pool
@@ -60,6 +61,7 @@ def _default_args(tenant: Tenant) -> dict:
 
 def _doc(template: str, tenant: Tenant) -> str:
     return template.format(name=tenant.name, code42=tenant.code42_conn_id, knowbe4=tenant.knowbe4_conn_id,
+                           events=tenant.knowbe4_events_conn_id,
                            schedule=tenant.schedule, pool=tenant.pool, pages=tenant.pages_in_flight,
                            deep=tenant.deep_lookback_days)
 
@@ -123,7 +125,11 @@ def build_sync_dag(tenant: Tenant) -> DAG:
         map_users = MapUsersOperator(task_id="map_users", **conns)
         detect = DetectOperator(task_id="detect", **conns)
         deliver = DeliverTipsOperator(task_id="deliver_tips", **conns)
+        # after the tips: the default push set is the detections a campaign coached
+        ksat_events = PushKsatEventsOperator(task_id="push_ksat_events", knowbe4_conn_id=tenant.knowbe4_conn_id,
+                                             knowbe4_events_conn_id=tenant.knowbe4_events_conn_id, **conns)
         schema >> [sessions, alerts] >> load >> checks >> actors >> map_users >> detect >> [deliver, audit]
+        deliver >> ksat_events
     return dag
 
 

@@ -225,7 +225,16 @@ def gather(engine: Engine, tenant_id: str, period: Period, *, now: datetime | No
         "sync_last": last,
         "sync_period": run_report_query(engine, "html_sync_period", window)[0],
         "coaching_blocks": run_report_query(engine, "html_coaching_blocks", {"tenant": tenant_id}),
+        **_ksat_events(engine, tenant_id),
     }
+
+
+def _ksat_events(engine, tenant_id: str) -> dict:
+    """The User Event API push: events by status, and each key's quota used / left on its latest day."""
+    rows = run_report_query(engine, "html_ksat_events", {"tenant": tenant_id})
+    quota = [{"day": r["day"], "used": r["n"], "quota": r["quota"], "left": max(0, r["quota"] - r["n"])}
+             for r in rows if r["what"] == "quota"]
+    return {"ksat_events": {r["name"]: r["n"] for r in rows if r["what"] == "status"}, "ksat_quota": quota}
 
 
 def _charts(data: dict[str, Any]) -> dict[str, Markup | None]:

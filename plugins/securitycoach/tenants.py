@@ -33,6 +33,8 @@ class Tenant(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, description="slug for DAG ids and the pool name")
     code42_conn_id: str = Field(pattern=CONN_ID_PATTERN)
     knowbe4_conn_id: str = Field(pattern=CONN_ID_PATTERN)
+    knowbe4_events_conn_id: str = Field("knowbe4_events_default", pattern=CONN_ID_PATTERN,
+                                        description="KnowBe4 User Event API connection (missing: no push)")
     schedule: str = Field("0 * * * *", description="cron of the sync DAG (each run covers the period before it)")
     reference_schedule: str = Field("0 0 * * *", description="cron of the reference DAG")
     lookback_hours: int = Field(24, ge=0, le=24 * 90)

@@ -14,16 +14,21 @@ DAY_MS = 24 * HOUR_MS
 ALERT_RULES_READ = "Alert Rules read"
 ALERTS_SESSIONS_READ = "Alerts and Sessions read"
 WATCHLISTS_READ = "Watchlists read"
+# Beyond the seed's Read permissions: adding a note to a session (the optional Code42 write-back)
+ALERTS_SESSIONS_UPDATE = "Alerts and Sessions update"
 CLIENT_SECRET = "sandbox-secret"
 DEFAULT_CLIENT_ID = "sandbox-client"
 CLIENTS: dict[str, frozenset[str]] = {
     DEFAULT_CLIENT_ID: frozenset({ALERT_RULES_READ, ALERTS_SESSIONS_READ, WATCHLISTS_READ}),
     # the seed's two permissions only: Watchlists v2 answers 403
     "sandbox-no-watchlists": frozenset({ALERT_RULES_READ, ALERTS_SESSIONS_READ}),
+    # the default client's permissions plus Alerts and Sessions update (session notes)
+    "sandbox-writer": frozenset({ALERT_RULES_READ, ALERTS_SESSIONS_READ, WATCHLISTS_READ, ALERTS_SESSIONS_UPDATE}),
     "sandbox-no-rules": frozenset({ALERTS_SESSIONS_READ}),
     "sandbox-no-sessions": frozenset({ALERT_RULES_READ}),
 }
 KSAT_API_KEY = "sandbox-ksat-key"
+KSAT_EVENTS_KEY = "sandbox-events-key"  # the KnowBe4 User Event API key (another key than the Reporting API's)
 SLACK_BOT_TOKEN = "xoxb-sandbox-bot-token"  # the Slack Web API emulation accepts this token only
 
 
@@ -93,6 +98,11 @@ class Faults:
     # The Slack Web API emulation (/slack/api/*) is not a data path: only these knobs touch it.
     slack_ratelimited_next: int = 0  # next N Slack API calls -> HTTP 429 "ratelimited" with Retry-After
     slack_retry_after: int = 1  # seconds, for slack_ratelimited_next
+    # The KnowBe4 User Event API (/events, /event_types, /statuses) is not a data path either.
+    events_seats: int = 0  # seats of the account (quota 10 per seat per day; /v1/account); 0 = KSAT users
+    events_429_next: int = 0  # next N User Event API calls -> 429 with Retry-After: events_retry_after
+    events_retry_after: int = 1
+    events_fail_after_post_next: int = 0  # next N POST /events: processed, then answered 504 (lost answer)
 
     def update(self, values: dict) -> None:
         """Set knobs from a JSON object; unknown names or bad values raise ValueError, nothing is set."""

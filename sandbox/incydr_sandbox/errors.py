@@ -9,9 +9,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, title: str, detail: str, extra: dict | None = None) -> None:
+    def __init__(self, status: int, title: str, detail: str, extra: dict | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.extra = status, title, detail, extra or {}
+        self.headers = headers or {}
 
 
 def problem(request: Request, status: int, title: str, detail: str, extra: dict | None = None) -> JSONResponse:
@@ -21,7 +23,9 @@ def problem(request: Request, status: int, title: str, detail: str, extra: dict 
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return problem(request, exc.status, exc.title, exc.detail, exc.extra)
+    response = problem(request, exc.status, exc.title, exc.detail, exc.extra)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,7 +19,7 @@ from incydr_sandbox.auth import bearer_token
 from incydr_sandbox.rand import parse_indexed_id
 from incydr_sandbox.state import SandboxState
 
-KSAT_PREFIXES = ("/v1/users", "/v1/groups")
+KSAT_PREFIXES = ("/v1/users", "/v1/groups", "/v1/account")
 # The key removed from the first item of a page by missing_key_every, per kind of page.
 REQUIRED_KEYS = {"sessions": "lastUpdated", "alerts": "createdAt", "actors": "actorId", "rules": "id",
                  "events": "@timestamp", "ksat_users": "id", "ksat_groups": "id",

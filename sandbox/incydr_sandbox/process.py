@@ -14,7 +14,13 @@ from typing import Self
 
 import requests
 
-from incydr_sandbox.config import CLIENT_SECRET, DEFAULT_CLIENT_ID, KSAT_API_KEY, SLACK_BOT_TOKEN
+from incydr_sandbox.config import (
+    CLIENT_SECRET,
+    DEFAULT_CLIENT_ID,
+    KSAT_API_KEY,
+    KSAT_EVENTS_KEY,
+    SLACK_BOT_TOKEN,
+)
 
 
 def console_script() -> list[str]:
@@ -48,6 +54,7 @@ class SandboxProcess:
         self.client_id = DEFAULT_CLIENT_ID
         self.client_secret = CLIENT_SECRET
         self.ksat_key = KSAT_API_KEY
+        self.events_key = KSAT_EVENTS_KEY
         self.process: subprocess.Popen | None = None
         self.base_url = ""
         self.serving_line = ""
@@ -164,6 +171,9 @@ class SandboxProcess:
                 "host": self.base_url, "extra": {"rate_limit_per_minute": 6000, **code42_extra}}),
             "AIRFLOW_CONN_KNOWBE4_DEFAULT": json.dumps(
                 {"conn_type": "knowbe4", "password": self.ksat_key, "host": self.base_url}),
+            "AIRFLOW_CONN_KNOWBE4_EVENTS_DEFAULT": json.dumps(
+                {"conn_type": "knowbe4_events", "password": self.events_key, "host": self.base_url,
+                 "extra": {"retry_backoff": 0.05, "rate_limit_per_minute": 6000}}),
             # the webhook's secret part goes in the password, so Airflow masks it in logs
             "AIRFLOW_CONN_SECURITYCOACH_CHAT_WEBHOOK": json.dumps(
                 {"conn_type": "http", "host": f"{self.base_url}/sinks/webhook", "password": self.WEBHOOK_SECRET}),
@@ -186,6 +196,11 @@ class SandboxProcess:
 
     def clear_sinks(self) -> dict:
         return self.admin("DELETE", "sinks")
+
+    def user_events(self) -> dict:
+        """The User Event API's state: ``event_types``, ``events``, ``deleted``, ``statuses``, ``calls``,
+        ``quota``, ``used_today``, ``day`` (see routes/user_events.py)."""
+        return self.admin("GET", "user-events")
 
     def webhook_fail_next(self, *statuses: int) -> dict:
         return self.admin("POST", "sinks/fail-next", {"statuses": list(statuses)})

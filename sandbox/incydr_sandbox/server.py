@@ -25,6 +25,7 @@ from incydr_sandbox.routes import (
     sessions,
     sinks,
     slack,
+    user_events,
     watchlists,
 )
 from incydr_sandbox.state import SandboxState
@@ -36,7 +37,8 @@ def build_app(config: SandboxConfig | SandboxState | None = None) -> FastAPI:
     app = FastAPI(title="incydr-sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
     errors.install(app)
-    for module in (oauth, sessions, alerts, alert_rules, actors, knowbe4, admin, sinks, slack, watchlists):
+    for module in (oauth, sessions, alerts, alert_rules, actors, knowbe4, admin, sinks, slack, watchlists,
+                   user_events):
         app.include_router(module.router)
     app.add_middleware(FaultMiddleware, state=state)
     return app

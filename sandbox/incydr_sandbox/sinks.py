@@ -28,6 +28,7 @@ class Sinks:
     mail: list[dict] = field(default_factory=list)
     slack: list[dict] = field(default_factory=list)  # messages posted: channel, user_id, email, text
     slack_calls: list[dict] = field(default_factory=list)  # every Slack API call: method, error (or None)
+    code42_notes: list[dict] = field(default_factory=list)  # notes added to sessions: session_id, note
     webhook_fail_next: list[int] = field(default_factory=list)
     smtp_port: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -51,6 +52,15 @@ class Sinks:
         with self.lock:
             self.slack.append(entry)
 
+    # --- Code42 session notes ------------------------------------------------------------------------
+    def record_note(self, entry: dict) -> None:
+        with self.lock:
+            self.code42_notes.append(entry)
+
+    def notes_of(self, session_id: str) -> list[dict]:
+        with self.lock:
+            return [n["note"] for n in self.code42_notes if n["session_id"] == session_id]
+
     # --- SMTP ------------------------------------------------------------------------------------
     def start_smtp(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Serve SMTP (once per sandbox) on ``port``, or a free one for 0; returns the port."""
@@ -69,7 +79,8 @@ class Sinks:
     def as_dict(self) -> dict:
         with self.lock:
             return {"webhook": list(self.webhook), "mail": list(self.mail), "slack": list(self.slack),
-                    "slack_calls": list(self.slack_calls), "smtp_port": self.smtp_port,
+                    "slack_calls": list(self.slack_calls), "code42_notes": list(self.code42_notes),
+                    "smtp_port": self.smtp_port,
                     "webhook_fail_next": list(self.webhook_fail_next)}
 
     def clear(self) -> None:
@@ -78,6 +89,7 @@ class Sinks:
             self.mail.clear()
             self.slack.clear()
             self.slack_calls.clear()
+            self.code42_notes.clear()
             self.webhook_fail_next.clear()
 
 

@@ -12,6 +12,7 @@ from incydr_sandbox.config import MINUTE_MS, SandboxConfig
 from incydr_sandbox.sinks import Sinks
 from incydr_sandbox.slack import SlackWorkspace
 from incydr_sandbox.tenant import Tenant
+from incydr_sandbox.user_events import CALLS_PER_SEAT_PER_DAY, UserEvents
 
 
 class QueryCache:
@@ -50,6 +51,7 @@ class SandboxState:
         self.queries = QueryCache()
         self.sinks = Sinks()  # what deliveries arrived (webhook, SMTP, Slack); kept across reset()
         self.slack = SlackWorkspace(self.tenant.directory, config.tenant.seed)  # who has a Slack account
+        self.user_events = UserEvents(config.tenant.seed)  # KnowBe4 User Event API; cleared by reset()
         self.lock = threading.Lock()
         # Set by the server: finds the live connection of a client address (for the drop_next fault).
         self.find_connection: Callable[[tuple], object | None] = lambda client: None
@@ -67,6 +69,16 @@ class SandboxState:
             self.pages_served = 0
             self.windows: dict[str, deque] = {}
         self.queries.clear()
+        self.user_events.clear()
+
+    @property
+    def seats(self) -> int:
+        """Seats of the KnowBe4 account (``/v1/account``): the ``events_seats`` knob, else one per KSAT user."""
+        return self.faults.events_seats or len(self.tenant.directory.ksat_users)
+
+    @property
+    def events_quota(self) -> int:
+        return CALLS_PER_SEAT_PER_DAY * self.seats
 
     # --- the clock ------------------------------------------------------------------------------
     def advance(self, minutes: float) -> int:

@@ -33,6 +33,18 @@ FROM delivery dl
 LEFT JOIN detection d ON d.tenant_id = dl.tenant_id AND d.rule_key = dl.rule_key
                      AND d.subject_type = dl.subject_type AND d.subject_id = dl.subject_id
 UNION ALL
+SELECT k.tenant_id,
+       k.ksat_user_id,
+       to_char(COALESCE(k.deleted_at, k.pushed_at, k.created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       'ksat_event',
+       k.rule_key,
+       k.severity,
+       k.subject_type,
+       k.subject_id,
+       NULL,
+       k.status
+FROM ksat_event k
+UNION ALL
 SELECT s.tenant_id,
        m.ksat_user_id,
        to_char(to_timestamp((st.e ->> 'sourceTimestamp')::float8 / 1000.0) AT TIME ZONE 'UTC',

@@ -3,9 +3,12 @@
 -- actors; status = the subject's current Code42 state), 'tip' (a SecurityTip planned for the user;
 -- status = its delivery status: sent, test, stale, suppressed, on_watchlist, pending...),
 -- 'withdrawn' (a tip Code42 triage cleared), 'covered_by_instructor' (a tip not sent because a
--- Code42 Instructor lesson covered the activity), 'triage_change' (an entry of the session's
+-- Code42 Instructor lesson covered the activity), 'ksat_event' (the detection on the user's KSAT Events
+-- Timeline, KnowBe4 User Event API; status = the ksat_event status: pushed, deleted, pending...),
+-- 'triage_change' (an entry of the session's
 -- states history after its first, from code42_session.raw; status = the new state). event_time is
--- UTC ISO text to the second (tips: sent_at, else when planned). rule_key is NULL for triage changes.
+-- UTC ISO text to the second (tips: sent_at, else when planned; KSAT events: deleted_at, pushed_at, else
+-- when planned). rule_key is NULL for triage changes.
 -- The sqlite variant; the postgresql file computes the same rows.
 DROP VIEW IF EXISTS rpt_user_timeline;
 CREATE VIEW rpt_user_timeline AS
@@ -39,6 +42,18 @@ SELECT dl.tenant_id,
 FROM delivery dl
 LEFT JOIN detection d ON d.tenant_id = dl.tenant_id AND d.rule_key = dl.rule_key
                      AND d.subject_type = dl.subject_type AND d.subject_id = dl.subject_id
+UNION ALL
+SELECT k.tenant_id,
+       k.ksat_user_id,
+       strftime('%Y-%m-%dT%H:%M:%SZ', COALESCE(k.deleted_at, k.pushed_at, k.created_at)) AS event_time,
+       'ksat_event' AS kind,
+       k.rule_key,
+       k.severity,
+       k.subject_type,
+       k.subject_id,
+       NULL AS campaign,
+       k.status
+FROM ksat_event k
 UNION ALL
 SELECT s.tenant_id,
        m.ksat_user_id,

@@ -110,6 +110,49 @@ class Triage(_Strict):
     cleared_alert_states: list[str] = Field(default_factory=list)
 
 
+class RiskLevels(_Strict):
+    """Code42 severity -> KnowBe4 ``risk_level`` (-10..10; positive raises the Personal Risk Score)."""
+
+    no_risk: int = Field(default=0, ge=-10, le=10)  # on the timeline, no effect on the score
+    low: int = Field(default=2, ge=-10, le=10)
+    moderate: int = Field(default=4, ge=-10, le=10)
+    high: int = Field(default=7, ge=-10, le=10)
+    critical: int = Field(default=10, ge=-10, le=10)
+
+    def of(self, severity: int) -> int:
+        names = ("no_risk", "low", "moderate", "high", "critical")
+        return getattr(self, names[max(0, min(4, severity))])
+
+
+class KsatEvents(_Strict):
+    """Detections pushed to the KSAT user's Events Timeline (KnowBe4 User Event API), once each.
+
+    ``push: coached`` (default): only detections a campaign sent a SecurityTip for; ``all``: every
+    detection of a mapped, active KSAT user. Detections older than ``freshness_hours`` when first
+    seen are not pushed unless ``backfill``. A detection Code42 triage clears after it was pushed
+    has its event deleted (``DELETE /events/{id}``)."""
+
+    enabled: bool = True
+    push: Literal["coached", "all"] = "coached"
+    event_type: str = Field(default="Code42 Incydr detection", min_length=1, max_length=100)
+    event_type_description: str = "Behaviour Code42 Incydr detected, pushed by the SecurityCoach integration"
+    source: str = Field(default="Code42 Incydr", min_length=1, max_length=100)
+    risk_levels: RiskLevels = Field(default_factory=RiskLevels)
+    risk_decay_mode: Literal[0, 1] | None = None  # KnowBe4's default when unset
+    risk_expire_days: int | None = Field(default=None, ge=1, le=3650)  # risk_expire_date = occurred + days
+    # Code42's exfiltration summary names files: off by default, the description is rule + behaviour.
+    include_summary: bool = False
+    backfill: bool = False  # also push detections older than freshness_hours when first seen
+
+
+class Code42Notes(_Strict):
+    """Write back to Code42: one note per sent SecurityTip on its session ("SecurityTip sent by
+    campaign X at T (delivery key K)"). Off by default: it needs the API client's "Alerts and
+    Sessions" update permission, beyond the Read ones the integration otherwise needs."""
+
+    enabled: bool = False
+
+
 class CampaignFile(_Strict):
     version: Literal[1]
     # Detections older than this when a campaign first sees them are recorded, not delivered
@@ -118,6 +161,8 @@ class CampaignFile(_Strict):
     campaigns: list[Campaign] = Field(min_length=1)
     triage: Triage = Field(default_factory=Triage)
     team_digest: TeamDigest | None = None
+    ksat_events: KsatEvents = Field(default_factory=KsatEvents)
+    code42_notes: Code42Notes = Field(default_factory=Code42Notes)
 
     @property
     def enabled(self) -> list[Campaign]:

@@ -387,6 +387,10 @@ delivery = sa.Table(
     _when_done("sent_at", nullable=True),
     sa.Column("subject", sa.Text),
     sa.Column("body", sa.Text),
+    # The optional Code42 write-back (campaigns.yaml code42_notes): NULL, sending, noted, in_doubt,
+    # failed or no_session; when it was claimed / written (version 6).
+    sa.Column("note_status", sa.String(16)),
+    _when_done("note_at", nullable=True),
     sa.Index("ix_delivery_status", "tenant_id", "status", "due_at"),
     sa.Index("ix_delivery_user", "tenant_id", "campaign", "ksat_user_id", "sent_at"),
 )
@@ -402,6 +406,63 @@ coaching_block = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     _when_done("since"),
     _when_done("checked_at"),
+)
+
+# --- KnowBe4 User Event API (version 6) --------------------------------------------------------------
+# The push outbox: one row per detection put (or to be put) on its KSAT user's Events Timeline.
+# Status: pending -> sending -> pushed | failed | in_doubt (the POST's answer was lost: resolved by
+# GET /events?external_id= before any resend) ; stale (older than the freshness window when first
+# seen; not pushed) and withdrawn (Code42 triage cleared it before it was pushed) are final; a pushed
+# event whose subject triage clears later goes deleting -> deleted (DELETE /events/{id}).
+ksat_event = sa.Table(
+    "ksat_event",
+    metadata,
+    _tenant(),
+    sa.Column("rule_key", sa.String(160), primary_key=True),
+    sa.Column("subject_type", sa.String(16), primary_key=True),
+    sa.Column("subject_id", sa.String(128), primary_key=True),
+    sa.Column("external_id", sa.String(64), nullable=False, unique=True),  # stable key of the detection
+    sa.Column("actor_id", sa.String(128)),
+    sa.Column("ksat_user_id", sa.BigInteger, nullable=False),
+    sa.Column("target_user", sa.Text, nullable=False),  # the KSAT email
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("severity", sa.Integer, nullable=False),
+    sa.Column("risk_level", sa.Integer, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("occurred_at", Ts, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("key_id", sa.String(16)),  # the User Event API key that pushed it (a hash, never the key)
+    sa.Column("request_id", sa.String(64)),  # POST /events answer (GET /statuses/{id})
+    sa.Column("event_id", sa.String(64)),  # the event's id, once known (lookup or status)
+    _when_done("created_at"),
+    _when_done("claimed_at", nullable=True),
+    _when_done("pushed_at", nullable=True),
+    _when_done("deleted_at", nullable=True),
+    sa.Index("ix_ksat_event_status", "tenant_id", "status"),
+)
+
+# The integration's event type per User Event API key: looked up (GET /event_types) or created once.
+ksat_event_type = sa.Table(
+    "ksat_event_type",
+    metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("type_id", sa.String(64)),
+    _when_done("created_at"),
+)
+
+# Calls made per User Event API key and UTC day, against KnowBe4's quota (10 per seat per day).
+ksat_event_quota = sa.Table(
+    "ksat_event_quota",
+    metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD (UTC)
+    sa.Column("calls", sa.Integer, nullable=False),
+    sa.Column("quota", sa.Integer, nullable=False),
+    sa.Column("n_429", sa.Integer, nullable=False),
+    _when_done("updated_at"),
 )
 
 # "Delete integration": one row per tenant removed, kept after its data is gone (who, when, counts).
@@ -447,4 +508,5 @@ FACT_TABLES = (
     coaching_campaign,
     delivery,
     coaching_block,
+    ksat_event,
 )

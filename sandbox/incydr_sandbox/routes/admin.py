@@ -152,3 +152,11 @@ async def webhook_fail_next(state: State, request: Request) -> dict:
     with state.sinks.lock:
         state.sinks.webhook_fail_next[:] = statuses
     return state.sinks.as_dict()
+
+
+@router.get("/user-events")
+def user_events(state: State) -> dict:
+    """The KnowBe4 User Event API as it stands: ``event_types``, ``events`` (live), ``deleted``,
+    ``statuses``, ``calls`` (every call: method, path, query, body, sandbox clock, status), ``quota``
+    and ``used_today`` (calls of the sandbox clock's UTC day), ``day``. Cleared by reset."""
+    return state.user_events.as_dict(state.clock_ms, state.events_quota)

@@ -1,4 +1,4 @@
-"""KnowBe4 Reporting API: ``/v1/users`` and ``/v1/groups`` (Bearer API key; 1-based pages; an empty
+"""KnowBe4 Reporting API: ``/v1/account``, ``/v1/users`` and ``/v1/groups`` (Bearer API key; 1-based pages; an empty
 page ends a listing; ``per_page`` above 500 is served as 500, KnowBe4's documented maximum)."""
 
 from __future__ import annotations
@@ -28,6 +28,14 @@ def _status(status: str | None) -> str | None:
     if status not in (None, "active", "archived"):
         raise ApiError(400, "Bad Request", "status must be active or archived")
     return status
+
+
+@router.get("/v1/account")
+def account(state: State):
+    """The account: ``number_of_seats`` (the ``events_seats`` knob, else one per KSAT user) sizes the
+    User Event API's quota (10 calls per seat per day)."""
+    return {"name": "Sandbox Corp", "type": "paid", "domains": ["example.com"], "subscription_level": "Diamond",
+            "number_of_seats": state.seats, "current_risk_score": 31.4}
 
 
 @router.get("/v1/users")

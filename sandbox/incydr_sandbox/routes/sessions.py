@@ -1,13 +1,16 @@
-"""``GET /v1/sessions``, ``/v1/sessions/{id}`` and ``/v1/sessions/{id}/events``."""
+"""``GET /v1/sessions``, ``/v1/sessions/{id}`` and ``/v1/sessions/{id}/events``; ``POST
+/v1/sessions/{id}/add-note`` (``{"noteContent": ...}``, at most 2000 characters, as the incydr SDK's
+``sessions.v1.add_note`` sends it; needs "Alerts and Sessions update"). Added notes are recorded in
+the sinks (``code42_notes``) and listed in that session's ``notes`` by ``GET /v1/sessions/{id}``."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from incydr_sandbox.auth import permission
-from incydr_sandbox.config import ALERTS_SESSIONS_READ
+from incydr_sandbox.config import ALERTS_SESSIONS_READ, ALERTS_SESSIONS_UPDATE
 from incydr_sandbox.errors import ApiError
 from incydr_sandbox.faults import page_response
 from incydr_sandbox.queries import SessionQuery, session_indices
@@ -73,7 +76,27 @@ def _visible_session(state: SandboxState, session_id: str):
 
 @router.get("/v1/sessions/{session_id}")
 def get_session(state: State, session_id: str):
-    return state.tenant.session(_visible_session(state, session_id), state.clock_ms)
+    session = state.tenant.session(_visible_session(state, session_id), state.clock_ms)
+    added = state.sinks.notes_of(session_id)
+    return {**session, "notes": [*session.get("notes", []), *added]} if added else session
+
+
+@router.post("/v1/sessions/{session_id}/add-note", dependencies=[Depends(permission(ALERTS_SESSIONS_UPDATE))])
+async def add_note(state: State, session_id: str, request: Request):
+    _visible_session(state, session_id)
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "Bad Request", "the request body is not JSON") from None
+    content = body.get("noteContent") if isinstance(body, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        raise ApiError(400, "Bad Request", "noteContent is required")
+    if len(content) > 2000:
+        raise ApiError(400, "Bad Request", "noteContent has a 2000 character max limit")
+    note = {"id": state.user_events.new_id("note"), "content": content, "sourceTimestamp": state.clock_ms,
+            "userId": "integration"}
+    state.sinks.record_note({"session_id": session_id, "note": note})
+    return {}
 
 
 @router.get("/v1/sessions/{session_id}/events")

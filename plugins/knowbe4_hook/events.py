@@ -1,0 +1,264 @@
+"""KnowBe4EventsHook: the KnowBe4 User Event API over a ``knowbe4_events`` connection (API Key,
+Base URL ``https://api.events.knowbe4.com`` or a regional ``api-{eu,ca,uk,de}.events.knowbe4.com``).
+
+What an external system uses to put its events on the user's Events Timeline in KSAT and move
+their Personal Risk Score: ``GET/POST /event_types``, ``POST /events`` (answered with a request id,
+whose outcome is ``GET /statuses/{id}``), ``GET /events?external_id=...``, ``DELETE /events/{id}``.
+
+The transport is the project's ``JsonApiHook`` (pooled session, throttle, timeouts), with two rules
+of its own, because KnowBe4 counts every call against a daily quota (10 per seat per key):
+- ``gate`` (set by the caller) runs before every call, retries included, and may refuse it
+  (``securitycoach.coaching.ksat_events`` counts the quota in the warehouse there);
+- retries are tenacity's, as every hook's; 429 is retried only when its ``Retry-After`` is at most
+  ``max_retry_wait`` (extra, 60 s); a longer
+  wait (the quota is used up until tomorrow) raises ``EventsRateLimited`` at once;
+- a call that creates something (``POST``) is never retried after it may have reached KnowBe4: a
+  5xx or a broken connection raises ``OutcomeUnknown`` (the caller looks the event up by
+  ``external_id`` before it ever sends it again). A 429 did not reach processing, so it is retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+
+from code42_hook.errors import (
+    Code42ApiError,
+    Code42ConfigError,
+    Code42Error,
+    Code42PayloadError,
+    OutcomeUnknown,
+)
+from code42_hook.retry import RetryableStatus, is_transient, wait_retry_after_or_backoff
+from code42_hook.throttle import RateLimiter
+from code42_hook.transport import ApiSettings, JsonApiHook, _error_text
+from code42_hook.urls import is_loopback
+from knowbe4_hook.hook import BearerKeyAuth
+
+EVENTS_REGIONS = ("", "eu", "ca", "uk", "de")  # "" is the US host api.events.knowbe4.com
+EVENTS_API_HOSTS = frozenset(f"api{'-' + r if r else ''}.events.knowbe4.com" for r in EVENTS_REGIONS)
+EVENTS_PAGE_SIZE = 100
+EVENTS_EXTRAS = ("seats", "max_retry_wait")  # extras of this connection type beyond ApiSettings'
+
+
+class EventsRateLimited(Code42Error):
+    """429 with a wait longer than the hook may sleep (or none): stop, carry the work to a later run."""
+
+    def __init__(self, endpoint: str, retry_after: float | None) -> None:
+        self.retry_after = retry_after
+        wait = f"Retry-After {retry_after:.0f} s" if retry_after is not None else "no Retry-After"
+        super().__init__(f"KnowBe4 User Event API {endpoint}: HTTP 429 ({wait}): stopping until a later run")
+
+
+@dataclass(frozen=True)
+class EventsSettings:
+    api: ApiSettings
+    seats: int | None  # the account's seats (sizes the quota); None: ask the Reporting API
+    max_retry_wait: float  # longest Retry-After a 429 may make the hook sleep
+
+
+def normalize_events_url(value: str | None) -> str:
+    raw = (value or "").strip()
+    if not raw:
+        raise Code42ConfigError("KnowBe4 User Event API Base URL is empty: e.g. https://api.events.knowbe4.com")
+    parts = urlsplit(raw if "://" in raw else f"https://{raw}")
+    host = (parts.hostname or "").lower()
+    loopback = is_loopback(host)
+    if parts.scheme not in ("http", "https") or not host:
+        raise Code42ConfigError(f"KnowBe4 User Event API Base URL {raw!r} is not an http(s) URL")
+    if parts.scheme == "http" and not loopback:
+        raise Code42ConfigError(f"KnowBe4 User Event API Base URL {raw!r} uses plain http; https is required "
+                                "(http only for loopback)")
+    if not loopback and host not in EVENTS_API_HOSTS:
+        raise Code42ConfigError(f"KnowBe4 User Event API Base URL {raw!r} is not a User Event API host; expected "
+                                f"one of {', '.join('https://' + h for h in sorted(EVENTS_API_HOSTS))}")
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
+class KnowBe4EventsHook(JsonApiHook):
+    """KnowBe4 User Event API client (one ``knowbe4_events`` connection = one API key and its quota)."""
+
+    conn_name_attr = "knowbe4_events_conn_id"
+    default_conn_name = "knowbe4_events_default"
+    conn_type = "knowbe4_events"
+    hook_name = "KnowBe4 User Event API"
+    api_name = "KnowBe4 User Event API"
+    default_rate_limit_per_minute = 120.0
+
+    def __init__(self, knowbe4_events_conn_id: str = default_conn_name, *, limiter: RateLimiter | None = None,
+                 gate: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(knowbe4_events_conn_id, auth_type=None, limiter=limiter)
+        self.knowbe4_events_conn_id = knowbe4_events_conn_id
+        self.gate = gate  # called with "METHOD /endpoint" before every call; raises to refuse it
+        self.sleep = sleep
+
+    @cached_property
+    def events_settings(self) -> EventsSettings:
+        extra = dict(self.connection.extra_dejson)
+        where = f"connection {self.knowbe4_events_conn_id!r}"
+        seats, wait = extra.pop("seats", None), extra.pop("max_retry_wait", 60)
+        try:
+            seats = None if seats is None else int(seats)
+            wait = float(wait)
+        except (TypeError, ValueError):
+            raise Code42ConfigError(f"{where}: extra seats must be an integer and max_retry_wait a number") from None
+        if (seats is not None and seats < 1) or wait < 0:
+            raise Code42ConfigError(f"{where}: extra seats must be at least 1 and max_retry_wait not negative")
+        api = ApiSettings.from_extra(self.knowbe4_events_conn_id, extra,
+                                     rate_limit_per_minute=self.default_rate_limit_per_minute)
+        return EventsSettings(api, seats, wait)
+
+    @cached_property
+    def settings(self) -> ApiSettings:
+        return self.events_settings.api
+
+    def _configure_session_from_extra(self, session, connection, extra_options):
+        session = super()._configure_session_from_extra(session, connection, extra_options)
+        for name in EVENTS_EXTRAS:  # settings, not headers
+            session.headers.pop(name, None)
+        return session
+
+    @property
+    def key_id(self) -> str:
+        """Names this connection's API key without revealing it (the quota is the key's)."""
+        return hashlib.sha256(f"knowbe4-events\x1f{self.connection.password or ''}".encode()).hexdigest()[:16]
+
+    def checked_base_url(self) -> str:
+        base_url = normalize_events_url(self.connection.host)
+        if not self.connection.password:
+            raise Code42ConfigError(f"connection {self.knowbe4_events_conn_id!r}: the API Key (password) is required")
+        return base_url
+
+    def configure_auth(self, session: requests.Session) -> None:
+        session.auth = BearerKeyAuth(self.connection.password)
+
+    # --- transport -----------------------------------------------------------------------------
+    def _call(self, method: str, endpoint: str, *, params: dict | None = None, json: dict | None = None,
+              creates: bool = False) -> Any:
+        """One call with its retries (tenacity; each attempt through ``gate``); the JSON body or None."""
+        session, retries = self.session, self.settings.max_retries
+
+        def attempt() -> Any:
+            if self.gate is not None:
+                self.gate(f"{method} {endpoint}")
+            self.limiter.acquire()
+            self.stats.add(requests=1)
+            request = requests.Request(method, self.url_from_endpoint(endpoint), params=params, json=json)
+            try:
+                response = self.run_and_check(session, session.prepare_request(request),
+                                              {"timeout": self.timeout, "check_response": False})
+            except requests.RequestException as exc:
+                if creates:
+                    raise OutcomeUnknown(f"{self.api_name} {method} {endpoint}: no answer "
+                                         f"({exc.__class__.__name__}); it may have been processed") from None
+                raise
+            status = response.status_code
+            if status == 429:
+                self.stats.add(n_429=1)
+                wait = _seconds(response.headers.get("Retry-After"))
+                if wait is None or wait > self.events_settings.max_retry_wait:
+                    raise EventsRateLimited(f"{method} {endpoint}", wait)
+                raise RetryableStatus(429, wait)  # not processed: safe to send again after the wait
+            if status >= 500:
+                self.stats.add(n_5xx=1)
+                if creates:
+                    raise OutcomeUnknown(f"{self.api_name} {method} {endpoint}: HTTP {status}; it may have been "
+                                         "processed")
+                raise RetryableStatus(status, None)
+            if status >= 400:
+                raise Code42ApiError(method, endpoint, status, _error_text(response), api=self.api_name)
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise Code42PayloadError(endpoint, None, "body is not valid JSON", api=self.api_name) from None
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(retries + 1), wait=wait_retry_after_or_backoff(self.settings.retry_backoff),
+            retry=tenacity.retry_if_exception(is_transient), sleep=self.sleep, reraise=True,
+            before_sleep=lambda state: self.stats.add(retries=1))
+        try:
+            return retrying(attempt)
+        except RetryableStatus as exc:
+            if exc.status == 429:
+                raise EventsRateLimited(f"{method} {endpoint}", exc.retry_after) from None
+            raise Code42ApiError(method, endpoint, exc.status, f"still failing after {retries} retries",
+                                 api=self.api_name) from None
+        except requests.RequestException as exc:
+            raise Code42ApiError(method, endpoint, None, f"unreachable ({exc.__class__.__name__}) after {retries} "
+                                 "retries", api=self.api_name) from None
+
+    def _data(self, body: Any, endpoint: str) -> Any:
+        return self._field(body, "data", endpoint, None)
+
+    # --- endpoints -----------------------------------------------------------------------------
+    def event_types(self, name: str | None = None) -> list[dict]:
+        body = self._call("GET", "/event_types", params={"name": name} if name else None)
+        items = self._data(body, "/event_types")
+        if not isinstance(items, list):
+            raise Code42PayloadError("/event_types", None, "data is not a list", api=self.api_name)
+        return items
+
+    def create_event_type(self, name: str, description: str | None = None) -> dict:
+        body = self._call("POST", "/event_types", json={"name": name, "description": description}, creates=True)
+        return self._data(body, "/event_types")
+
+    def create_event(self, event: dict) -> str:
+        """``POST /events``; returns the request id (its outcome: ``request_status``)."""
+        data = self._data(self._call("POST", "/events", json=event, creates=True), "/events")
+        if not isinstance(data, dict) or not data.get("id"):
+            raise Code42PayloadError("/events", None, "answer has no data.id (the request id)", api=self.api_name)
+        return str(data["id"])
+
+    def find_events(self, external_id: str) -> list[dict]:
+        """The events carrying ``external_id`` (one page: an external id names one event)."""
+        body = self._call("GET", "/events", params={"external_id": external_id, "per_page": EVENTS_PAGE_SIZE})
+        items = self._data(body, "/events")
+        if not isinstance(items, list) or not all(isinstance(e, dict) and e.get("id") for e in items):
+            raise Code42PayloadError("/events", None, "data is not a list of events with ids", api=self.api_name)
+        return [e for e in items if e.get("external_id") == external_id]
+
+    def delete_event(self, event_id: str) -> bool:
+        """``DELETE /events/{id}``; False if KnowBe4 has no such event (already deleted)."""
+        try:
+            self._call("DELETE", f"/events/{event_id}")
+        except Code42ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def request_status(self, request_id: str) -> dict:
+        return self._data(self._call("GET", f"/statuses/{request_id}"), "/statuses")
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Prove the key with one ``GET /event_types`` (it counts against the day's quota)."""
+        try:
+            types = self.event_types()
+        except Code42ConfigError as exc:
+            return False, f"Invalid KnowBe4 User Event API connection: {exc}"
+        except Code42ApiError as exc:
+            if exc.status in (401, 403):
+                return False, (f"Bad API key: the KnowBe4 User Event API refused it (HTTP {exc.status}); use a User "
+                               "Event API key (Account Settings > Account Integrations > User Event API), not the "
+                               "Reporting API key")
+            return False, f"KnowBe4 User Event API unreachable or refused: {exc}"
+        except Code42Error as exc:
+            return False, f"KnowBe4 User Event API unreachable or refused: {exc}"
+        return True, f"KnowBe4 User Event API key accepted ({len(types)} event types)."
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(float(value), 0.0) if value else None
+    except ValueError:
+        return None
