@@ -10,7 +10,7 @@ WORKDIR /opt/securitycoach
 COPY --chown=airflow:root pyproject.toml uv.lock README.md ./
 # Exactly the versions in uv.lock (no dev tools), then the project itself without re-resolving.
 RUN pip install --no-cache-dir uv \
- && uv export --frozen --no-dev --no-emit-project --no-hashes -o /tmp/requirements.txt \
+ && uv export --frozen --no-dev --extra sandbox --no-emit-project --no-hashes -o /tmp/requirements.txt \
  && pip install --no-cache-dir -r /tmp/requirements.txt
 COPY --chown=airflow:root plugins ./plugins
 COPY --chown=airflow:root sandbox ./sandbox

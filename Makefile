@@ -11,7 +11,7 @@ export UV_COMPILE_BYTECODE := 1
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --extra sandbox
 	@touch $@
 
 venv: $(VENV)/.synced

@@ -139,3 +139,61 @@ def test_init_creates_the_connections_and_one_pool_per_tenant(tmp_path):
                             check=False)
     assert failed.returncode != 0
     assert f"{tenants}: tenant 2 ('acme'): pool_slots: Input should be a valid integer" in failed.stderr
+
+
+def _imported_top_level(folders: list[str]) -> set[str]:
+    import ast
+
+    names = set()
+    for folder in folders:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_imported_package_is_declared_and_every_declared_one_imported():
+    """What the product's code imports (plugins, DAGs, the sandbox) is what pyproject declares (the
+    sandbox's own packages in the ``sandbox`` extra), no more: nothing arrives only because Airflow
+    happens to bring it, and nothing is declared for nothing."""
+    import importlib.metadata as md
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    declared = {norm(Requirement(r).name) for r in [*project["dependencies"],
+                                                      *project["optional-dependencies"]["sandbox"]]}
+    ours = {"code42_hook", "knowbe4_hook", "operators", "securitycoach", "incydr_sandbox", "apiclient"}
+    by_module = md.packages_distributions()
+    used = set()
+    # airflow.* is one namespace over apache-airflow and every provider: providers are matched below
+    for name in _imported_top_level(["plugins", "dags", "sandbox"]) - ours - {"airflow"} - set(sys.stdlib_module_names):
+        distributions = {norm(d) for d in by_module.get(name, [])}
+        assert distributions, f"{name} is imported but no installed distribution provides it"
+        used |= distributions
+    used |= {"apache-airflow", *(f"apache-airflow-providers-{m.replace('.', '-')}" for m in _provider_modules())}
+    assert sorted(used - declared) == []  # imported, not declared
+    # providers-postgres: imported by nothing, it registers the ``postgres`` connection type the
+    # warehouse connection uses (its form in the UI, ``airflow connections add --conn-type postgres``)
+    assert sorted(declared - used) == ["apache-airflow-providers-postgres"]  # declared, imported by nothing
+
+
+def _provider_modules() -> set[str]:
+    import ast
+
+    found = set()
+    for folder in ("plugins", "dags"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                module = node.module if isinstance(node, ast.ImportFrom) else None
+                if module and module.startswith("airflow.providers."):
+                    found.add(".".join(module.split(".")[2:4]) if module.split(".")[2] == "common"
+                              else module.split(".")[2])
+    return found

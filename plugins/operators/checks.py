@@ -14,7 +14,6 @@ from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow.providers.common.sql.operators.sql import (
     SQLCheckOperator,
     SQLColumnCheckOperator,
-    SQLTableCheckOperator,
 )
 
 from operators.warehouse_hook import WarehouseHook
@@ -71,17 +70,6 @@ class WarehouseColumnCheckOperator(_OnWarehouse, SQLColumnCheckOperator):
         return [f"{self.table}.{column} {check} = {values.get('result')!r}"
                 for column, checks in self.column_mapping.items() for check, values in checks.items()
                 if values.get("success") is False]
-
-
-class WarehouseTableCheckOperator(_OnWarehouse, SQLTableCheckOperator):
-    """``SQLTableCheckOperator`` on the warehouse (named boolean checks over a table)."""
-
-    def __init__(self, *, conn_id: str = WarehouseHook.default_conn_name, retry_on_failure: bool = False,
-                 **kwargs) -> None:
-        super().__init__(conn_id=conn_id, retry_on_failure=retry_on_failure, **kwargs)
-
-    def failed_checks(self) -> list[str]:
-        return [f"{self.table} {name}" for name, values in self.checks.items() if values.get("success") is False]
 
 
 class WarehouseCheckOperator(_OnWarehouse, SQLCheckOperator):

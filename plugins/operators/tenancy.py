@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from operators.airflow_control import airflow_control
 from operators.warehouse_hook import WarehouseHook
-from securitycoach.airflow_control import airflow_control
 from securitycoach.tenancy import DeletionRefused, delete_integration
 from securitycoach.tenants import TenantFileError, load_tenants
 from securitycoach.warehouse import migrate

@@ -105,7 +105,7 @@ def _delete_tenant(args) -> int:
         return 2
     control = None
     if args.airflow == "auto":
-        from securitycoach.airflow_control import airflow_control
+        from operators.airflow_control import airflow_control
 
         control = airflow_control()
     try:

@@ -11,10 +11,6 @@ def from_epoch_ms(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
-def to_epoch_ms(value: datetime) -> int:
-    return int(require_aware(value).timestamp() * 1000)
-
-
 def from_iso(value: str | None) -> datetime | None:
     if not value:
         return None

@@ -7,9 +7,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+
+class StrictModel(BaseModel):
+    """A model of a YAML file's part: unknown keys are errors (a typo never passes silently)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 def load_model(path: str | Path, model: type[M], *, what: str, list_key: str, error: type[ValueError],

@@ -20,24 +20,20 @@ from typing import Annotated, Literal
 
 import jinja2
 import jinja2.meta
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from securitycoach.detection.catalog import Catalog
-from securitycoach.yamlfile import load_model
+from securitycoach.yamlfile import StrictModel, load_model
 
 ALERT_RULE_PREFIX = "code42-alert-rule:"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class DeliveryLimit(_Strict):
+class DeliveryLimit(StrictModel):
     minutes_between: int = Field(default=20, ge=0, le=7 * 24 * 60)  # per user and campaign
     daily_cap: int = Field(default=3, ge=1, le=100)  # tips per user, campaign and UTC day
 
 
-class WebhookChannel(_Strict):
+class WebhookChannel(StrictModel):
     """A Slack/Teams incoming webhook: one shared channel, so ``audience: team`` only (the team
     digest; never a person's tip). The connection's host is the webhook's site, its password the
     secret rest of the URL (``services/T.../B.../...``), so Airflow masks it in logs."""
@@ -47,7 +43,7 @@ class WebhookChannel(_Strict):
     audience: Literal["team"] = "team"
 
 
-class SlackDMChannel(_Strict):
+class SlackDMChannel(StrictModel):
     """A Slack direct message to the person (Web API: users.lookupByEmail with the KSAT email,
     conversations.open, chat.postMessage) over a ``slack`` connection whose password is the bot
     token (scopes users:read.email, im:write, chat:write)."""
@@ -56,7 +52,7 @@ class SlackDMChannel(_Strict):
     conn_id: str = Field(min_length=1)
 
 
-class EmailChannel(_Strict):
+class EmailChannel(StrictModel):
     type: Literal["email"]
     conn_id: str = Field(min_length=1)
     from_email: str = Field(alias="from", pattern=r"^[^@\s]+@[^@\s]+$")
@@ -66,7 +62,7 @@ Channel = Annotated[SlackDMChannel | EmailChannel | WebhookChannel, Field(discri
 PERSON_FIELDS = ("user", "detection")  # template variables that are about one person
 
 
-class Campaign(_Strict):
+class Campaign(StrictModel):
     name: str = Field(min_length=1, max_length=160)
     enabled: bool = True
     rules: list[str] = Field(min_length=1)
@@ -88,7 +84,7 @@ class Campaign(_Strict):
         return any(fnmatchcase(rule_key, pattern) for pattern in self.rules)
 
 
-class TeamDigest(_Strict):
+class TeamDigest(StrictModel):
     """After each delivery run with something to tell, one post to a shared team channel: counts
     per campaign and rule and where the report is; its template sees only ``digest``."""
 
@@ -99,7 +95,7 @@ class TeamDigest(_Strict):
     report_url: str | None = None
 
 
-class Triage(_Strict):
+class Triage(StrictModel):
     """Code42 triage states that clear a subject: its tip is withdrawn (checked when planned and
     again just before it is sent, from the warehouse as this run's load left it)."""
 
@@ -110,7 +106,7 @@ class Triage(_Strict):
     cleared_alert_states: list[str] = Field(default_factory=list)
 
 
-class RiskLevels(_Strict):
+class RiskLevels(StrictModel):
     """Code42 severity -> KnowBe4 ``risk_level`` (-10..10; positive raises the Personal Risk Score)."""
 
     no_risk: int = Field(default=0, ge=-10, le=10)  # on the timeline, no effect on the score
@@ -124,7 +120,7 @@ class RiskLevels(_Strict):
         return getattr(self, names[max(0, min(4, severity))])
 
 
-class KsatEvents(_Strict):
+class KsatEvents(StrictModel):
     """Detections pushed to the KSAT user's Events Timeline (KnowBe4 User Event API), once each.
 
     ``push: coached`` (default): only detections a campaign sent a SecurityTip for; ``all``: every
@@ -145,7 +141,7 @@ class KsatEvents(_Strict):
     backfill: bool = False  # also push detections older than freshness_hours when first seen
 
 
-class Code42Notes(_Strict):
+class Code42Notes(StrictModel):
     """Write back to Code42: one note per sent SecurityTip on its session ("SecurityTip sent by
     campaign X at T (delivery key K)"). Off by default: it needs the API client's "Alerts and
     Sessions" update permission, beyond the Read ones the integration otherwise needs."""
@@ -153,7 +149,7 @@ class Code42Notes(_Strict):
     enabled: bool = False
 
 
-class CampaignFile(_Strict):
+class CampaignFile(StrictModel):
     version: Literal[1]
     # Detections older than this when a campaign first sees them are recorded, not delivered
     # (a backfill of last month must not coach people today).

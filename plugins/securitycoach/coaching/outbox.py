@@ -65,7 +65,6 @@ NO_CHAT_ACCOUNT = "no_chat_account"  # a chat channel has no account for the per
 CHANNEL_OUTCOMES = (NO_CHAT_ACCOUNT,)
 # Final outcomes Code42 decides (triage, Instructor, watchlists): see securitycoach.coaching.triage.
 CODE42_OUTCOMES = (WITHDRAWN, COVERED_BY_INSTRUCTOR, ON_WATCHLIST)
-FINAL = ("sent", "failed", "test", "stale", "suppressed", "in_doubt", *CHANNEL_OUTCOMES, *CODE42_OUTCOMES)
 
 
 def tip_templates(folder: str | None = None) -> jinja2.Environment:

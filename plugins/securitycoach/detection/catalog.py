@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from securitycoach.yamlfile import load_model
+from securitycoach.yamlfile import StrictModel, load_model
 
 SEVERITIES = ("NO_RISK", "LOW", "MODERATE", "HIGH", "CRITICAL")
 # Alerts say NO_RISK_INDICATED where sessions say NO_RISK.
@@ -36,11 +36,7 @@ def severity_number(value: Any) -> int:
     raise ValueError(f"severity must be a name {list(SEVERITIES)} or 0..4, got {value!r}")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class IndicatorMeaning(_Strict):
+class IndicatorMeaning(StrictModel):
     vector: str | None = None
     destination_category: str | None = None
     file_category: str | None = None
@@ -53,7 +49,7 @@ class IndicatorMeaning(_Strict):
         return self
 
 
-class Vocabulary(_Strict):
+class Vocabulary(StrictModel):
     indicators: dict[str, IndicatorMeaning] = Field(default_factory=dict)
     # alert watchlist types (DEPARTING_EMPLOYEE, ...) -> the watchlist keys rules use
     watchlist_types: dict[str, str] = Field(default_factory=dict)
@@ -75,13 +71,13 @@ class Vocabulary(_Strict):
         return found
 
 
-class Lesson(_Strict):
+class Lesson(StrictModel):
     title: str = Field(min_length=1)
     id: str | None = None
     url: str | None = None
 
 
-class Criteria(_Strict):
+class Criteria(StrictModel):
     """Every criterion given must hold (AND); list criteria match when any listed value does."""
 
     min_severity: int | None = None
@@ -113,7 +109,7 @@ class Criteria(_Strict):
         return self.model_dump(exclude_none=True)
 
 
-class RuleSpec(_Strict):
+class RuleSpec(StrictModel):
     key: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     name: str = Field(min_length=1)
     kind: Literal["system", "custom"] = "custom"
@@ -132,7 +128,7 @@ class RuleSpec(_Strict):
         return self
 
 
-class AlertRuleRules(_Strict):
+class AlertRuleRules(StrictModel):
     """How every Code42 alert rule becomes a detection rule (kind ``alert_rule``)."""
 
     name: str = "{name} Detected by Code42"
@@ -149,7 +145,7 @@ class AlertRuleRules(_Strict):
         return value
 
 
-class CatalogFile(_Strict):
+class CatalogFile(StrictModel):
     version: Literal[1]
     lesson_url: str = Field(min_length=1)  # "{lesson_id}" is replaced by the lesson's id
     vocabulary: Vocabulary
