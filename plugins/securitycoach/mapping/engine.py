@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from securitycoach.mapping.rules import (
     Code42AlternateName,
@@ -105,46 +106,84 @@ def map_actors(
     return [_decide(a, index, rules, overrides, first) for a in actors]
 
 
+@dataclass(frozen=True)
+class _Asking:
+    """What the rules look at for one actor: the actor, its normalised name and what they search."""
+
+    actor: ActorIdentity
+    name: str
+    index: _Index
+    overrides: dict[str, str]
+    parents: dict[str, Decision] | None
+
+
+def _by_csv(rule: CsvOverride, a: _Asking) -> dict[int, str]:
+    for key in (_norm(a.actor.actor_id), a.name, *map(_norm, a.actor.alternate_names)):
+        if key and key in a.overrides:
+            return {uid: f"CSV upload row {key!r} -> KSAT email {a.overrides[key]!r}"
+                    for uid in a.index.by_email.get(a.overrides[key], ())}
+    return {}
+
+
+def _by_email(rule: ExactEmail, a: _Asking) -> dict[int, str]:
+    return {uid: f"Code42 name {a.actor.name!r} = KSAT email (case-insensitive)"
+            for uid in a.index.by_email.get(a.name, ())}
+
+
+def _by_alias(rule: KsatAlias, a: _Asking) -> dict[int, str]:
+    return {uid: f"Code42 name {a.actor.name!r} is a KSAT alias" for uid in a.index.by_alias.get(a.name, ())}
+
+
+def _by_alternate_name(rule: Code42AlternateName, a: _Asking) -> dict[int, str]:
+    return {uid: f"Code42 alternate name {alt!r} = KSAT email or alias"
+            for alt in a.actor.alternate_names for uid in a.index.email_or_alias(_norm(alt))}
+
+
+def _by_transform(rule: Transform, a: _Asking) -> dict[int, str]:
+    rewritten = _transformed(rule, a.name)
+    if not rewritten:
+        return {}
+    return {uid: f"Code42 name {a.actor.name!r} rewritten to {rewritten!r} = KSAT email or alias"
+            for uid in a.index.email_or_alias(rewritten)}
+
+
+def _by_field(rule: FieldMatch, a: _Asking) -> dict[int, str]:
+    if rule.code42_field == "alternate_names":
+        values = a.actor.alternate_names
+    elif rule.code42_field == "actor_id":
+        values = (a.actor.actor_id,)
+    else:
+        values = (a.actor.fields.get(rule.code42_field),)
+    return {uid: f"Code42 {rule.code42_field} {value!r} = KSAT {rule.ksat_field}"
+            for value in values if value not in (None, "")
+            for uid in a.index.by_field.get((rule.ksat_field, _norm(str(value))), ())}
+
+
+def _by_parent(rule: ParentActor, a: _Asking) -> dict[int, str]:
+    if a.parents is None or not a.actor.parent_actor_id:
+        return {}
+    parent = a.parents.get(a.actor.parent_actor_id)
+    if parent is None or parent.ksat_user_id is None:
+        return {}
+    return {parent.ksat_user_id: f"parent actor {a.actor.parent_actor_id} mapped by {parent.rule!r}: "
+                                 f"{parent.evidence}"}
+
+
+# Each kind of rule: the KSAT users it finds for an actor (candidate -> evidence).
+_CANDIDATES: dict[type, Callable[[Any, _Asking], dict[int, str]]] = {
+    CsvOverride: _by_csv, ExactEmail: _by_email, KsatAlias: _by_alias,
+    Code42AlternateName: _by_alternate_name, Transform: _by_transform, FieldMatch: _by_field,
+    ParentActor: _by_parent,
+}
+
+
 def _decide(actor: ActorIdentity, index: _Index, rules: list, overrides: dict[str, str],
             parents: dict[str, Decision] | None) -> Decision:
-    name = _norm(actor.name)
+    """The first rule that finds exactly one KSAT user maps the actor; one that finds several makes
+    it ambiguous (no later rule is tried); none: no match."""
+    asking = _Asking(actor, _norm(actor.name), index, overrides, parents)
     for rule in rules:
-        found: dict[int, str] = {}  # candidate -> evidence
-        if isinstance(rule, CsvOverride):
-            for key in (_norm(actor.actor_id), name, *map(_norm, actor.alternate_names)):
-                if key and key in overrides:
-                    for uid in index.by_email.get(overrides[key], ()):
-                        found[uid] = f"CSV upload row {key!r} -> KSAT email {overrides[key]!r}"
-                    break
-        elif isinstance(rule, ExactEmail):
-            for uid in index.by_email.get(name, ()):
-                found[uid] = f"Code42 name {actor.name!r} = KSAT email (case-insensitive)"
-        elif isinstance(rule, KsatAlias):
-            for uid in index.by_alias.get(name, ()):
-                found[uid] = f"Code42 name {actor.name!r} is a KSAT alias"
-        elif isinstance(rule, Code42AlternateName):
-            for alt in actor.alternate_names:
-                for uid in index.email_or_alias(_norm(alt)):
-                    found[uid] = f"Code42 alternate name {alt!r} = KSAT email or alias"
-        elif isinstance(rule, Transform):
-            rewritten = _transformed(rule, name)
-            if rewritten:
-                for uid in index.email_or_alias(rewritten):
-                    found[uid] = f"Code42 name {actor.name!r} rewritten to {rewritten!r} = KSAT email or alias"
-        elif isinstance(rule, FieldMatch):
-            if rule.code42_field == "alternate_names":
-                values = actor.alternate_names
-            else:
-                values = (actor.actor_id if rule.code42_field == "actor_id" else actor.fields.get(rule.code42_field),)
-            for value in values:
-                if value not in (None, ""):
-                    for uid in index.by_field.get((rule.ksat_field, _norm(str(value))), ()):
-                        found[uid] = f"Code42 {rule.code42_field} {value!r} = KSAT {rule.ksat_field}"
-        elif isinstance(rule, ParentActor) and parents is not None and actor.parent_actor_id:
-            parent = parents.get(actor.parent_actor_id)
-            if parent is not None and parent.ksat_user_id is not None:
-                found[parent.ksat_user_id] = (f"parent actor {actor.parent_actor_id} mapped by "
-                                              f"{parent.rule!r}: {parent.evidence}")
+        found = _CANDIDATES[type(rule)](rule, asking)
         if len(found) == 1:
             (uid, evidence), = found.items()
             return Decision(actor.actor_id, uid, rule.name, evidence)
