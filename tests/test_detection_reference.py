@@ -174,23 +174,3 @@ def test_detections_are_what_a_reference_evaluation_of_the_payloads_says(sandbox
     assert result.new == len(expected) > 500 and result.updated == 0
     assert _stored(engine) == expected
 
-
-@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_the_database_detects_what_the_python_evaluation_detected(sandbox, monkeypatch, tmp_path, request, dialect):
-    """Transition check: the row-by-row Python evaluation and the in-database one, same rows."""
-    engine = request.getfixturevalue("sqlite_warehouse" if dialect == "sqlite" else "pg_warehouse")
-    sandbox.reset()
-    code42, knowbe4 = use_sandbox(monkeypatch, sandbox)
-    end = sandbox.anchor.replace(minute=0, second=0, microsecond=0)
-    sync_interval(engine, code42, end, hours=72, lookback=timedelta(0))
-    tenant = load_reference(engine, code42, knowbe4)
-    catalog = load_catalog(_catalog_file(tmp_path, lambda d: d["rules"].extend(CUSTOM_RULES)))
-    _requeue(engine)
-    in_python = detect(engine, tenant, catalog, batch_size=97, in_database=False)
-    expected = _stored(engine)
-    _requeue(engine)
-    in_database = detect(engine, tenant, catalog, batch_size=97)
-    assert (in_database.evaluated, in_database.new, in_database.updated) == (
-        in_python.evaluated, in_python.new, in_python.updated)
-    assert len(expected) > 500
-    assert _stored(engine) == expected
