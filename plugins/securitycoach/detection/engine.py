@@ -152,36 +152,36 @@ class _Subjects:
         self.facts = (self._sessions() if subject_type == "session" else self._alerts(risk_severities)).cte("facts")
 
     # the facts -------------------------------------------------------------------------------------
-    def _term_arrays(self) -> dict[str, sa.Subquery]:
-        """Per batch session: the JSON array of its indicator names, and of the vectors, destination
-        and file categories and watchlists they stand for (sorted, distinct; no row when none)."""
-        q, ri = t.detection_queue.c, t.code42_session_risk_indicator.c
+    def _term_arrays(self) -> dict[str, sa.ColumnElement]:
+        """Per session: the JSON array of its indicator names, and of the vectors, destination and
+        file categories and watchlists they stand for (null when none)."""
+        s, ri = t.code42_session.c, t.code42_session_risk_indicator.c
         vocab = self.context.vocabulary
         terms: dict[str, sa.ColumnElement] = {"indicators": ri.name}
         for key, attr in _TERMS.items():
             meaning = {name: getattr(m, attr) for name, m in vocab.indicators.items() if getattr(m, attr)}
             if meaning:
                 terms[key] = sa.case(meaning, value=ri.name)
-        arrays = {}
-        for key, term in terms.items():
-            pairs = (sa.select(ri.session_id, term.label("term"))
-                     .select_from(t.detection_queue.join(t.code42_session_risk_indicator, sa.and_(
-                         ri.tenant_id == q.tenant_id, ri.session_id == q.subject_id)))
-                     .where(self.batch, ri.name.is_not(None), ri.name != "", term.is_not(None))
-                     .distinct().subquery(f"{key}_terms"))
-            arrays[key] = self._sorted_arrays(pairs, key)
-        return arrays
+        return {key: self._sorted_set(
+                    sa.select(term).where(ri.tenant_id == s.tenant_id, ri.session_id == s.session_id,
+                                          ri.name.is_not(None), ri.name != ""),
+                    t.code42_session)
+                for key, term in terms.items()}
 
-    def _sorted_arrays(self, pairs: sa.Subquery, key: str) -> sa.Subquery:
-        """``pairs`` (session_id, term) as one JSON array of terms per session, sorted by code point
-        as Python sorts strings."""
+    def _sorted_set(self, values: sa.Select, outer: sa.Table) -> sa.ColumnElement:
+        """The distinct non-null values of ``values`` (one column, correlated to ``outer``: one
+        subject's rows, looked up by key) as a JSON array sorted by code point, as Python sorts
+        strings; null when there are none."""
+        value = values.selected_columns[0]
+        values = values.where(value.is_not(None)).distinct().correlate(outer)
         if self.dialect == "postgresql":
-            array = sa.func.jsonb_agg(aggregate_order_by(pairs.c.term, pairs.c.term.collate("C")))
-            return sa.select(pairs.c.session_id, array.label("a")).group_by(pairs.c.session_id).subquery(key)
+            v = values.subquery("v").c[0]
+            return (sa.select(sa.func.jsonb_agg(aggregate_order_by(v, v.collate("C"))))
+                    .select_from(v.table).scalar_subquery())
         # SQLite (no ORDER BY inside an aggregate before 3.44) aggregates the rows in the order given
-        ordered = sa.select(pairs).order_by(pairs.c.session_id, pairs.c.term).subquery(f"{key}_ordered")
-        return (sa.select(ordered.c.session_id, sa.func.json_group_array(ordered.c.term).label("a"))
-                .group_by(ordered.c.session_id).subquery(key))
+        ordered = values.order_by(value).subquery("v")
+        return sa.func.json(sa.select(sa.func.nullif(sa.func.json_group_array(ordered.c[0]), "[]"))
+                            .select_from(ordered).scalar_subquery())
 
     def _sessions(self) -> sa.Select:
         q, s, a = t.detection_queue.c, t.code42_session.c, t.code42_actor.c
@@ -189,21 +189,17 @@ class _Subjects:
         events = sum((sa.func.coalesce(c, 0) for c in (s.no_risk_events, s.low_events, s.moderate_events,
                                                         s.high_events, s.critical_events)), sa.literal(0))
         arrays = self._term_arrays()
-        joined = (t.detection_queue
-                  .join(t.code42_session, sa.and_(s.tenant_id == q.tenant_id, s.session_id == q.subject_id))
-                  .outerjoin(t.code42_actor, sa.and_(a.tenant_id == s.tenant_id, a.actor_id == s.actor_id)))
-        for array in arrays.values():
-            joined = joined.outerjoin(array, array.c.session_id == s.session_id)
         parts = [("severity", severity)]
-        parts += [(key, arrays[key].c.a if key in arrays else sa.null())
-                  for key in ("indicators", *_TERMS)]
+        parts += [(key, arrays.get(key, sa.null())) for key in ("indicators", *_TERMS)]
         parts.append(("event_count", events))
         return (sa.select(s.session_id.label("subject_id"), s.tenant_id, s.actor_id, severity.label("severity"),
                           sa.func.coalesce(s.end_time, s.begin_time).label("occurred_at"),
                           s.last_updated.label("version"), s.exfiltration_summary.label("summary"),
                           a.department, events.label("event_count"),
                           self._object(parts, always=()).label("evidence"))
-                .select_from(joined)
+                .select_from(t.detection_queue
+                             .join(t.code42_session, sa.and_(s.tenant_id == q.tenant_id, s.session_id == q.subject_id))
+                             .outerjoin(t.code42_actor, sa.and_(a.tenant_id == s.tenant_id, a.actor_id == s.actor_id)))
                 .where(self.batch))
 
     def _alerts(self, risk_severities: Sequence[str | None]) -> sa.Select:
@@ -221,14 +217,7 @@ class _Subjects:
         watchlists = sa.null()
         if keys:
             entries, kind = self._watchlist_types(al.watchlists)
-            term = sa.case(keys, value=kind)
-            pairs = (sa.select(al.alert_id.label("session_id"), term.label("term"))
-                     .select_from(t.detection_queue.join(t.code42_alert, sa.and_(
-                         al.tenant_id == q.tenant_id, al.alert_id == q.subject_id)).join(entries, sa.true()))
-                     .where(self.batch, term.is_not(None)).distinct().subquery("watch_terms"))
-            array = self._sorted_arrays(pairs, "watchlists")
-            joined = joined.outerjoin(array, array.c.session_id == al.alert_id)
-            watchlists = array.c.a
+            watchlists = self._sorted_set(sa.select(sa.case(keys, value=kind)).select_from(entries), t.code42_alert)
         return (sa.select(al.alert_id.label("subject_id"), al.tenant_id, al.actor_id, severity.label("severity"),
                           al.created_at.label("occurred_at"),
                           sa.func.coalesce(al.state_last_modified_at, al.created_at).label("version"),
