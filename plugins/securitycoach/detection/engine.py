@@ -274,13 +274,11 @@ class _Subjects:
         return sa.and_(sa.true(), *(self.criterion(name, value) for name, value in criteria.items()))
 
     def criterion(self, name: str, value: Any) -> sa.ColumnElement[bool]:
+        """One criterion as a condition on the batch's facts (``self.facts``)."""
         f = self.facts.c
-        if name == "min_severity":
-            return f.severity >= value
-        if name == "max_severity":
-            return f.severity <= value
-        if name == "min_event_count":
-            return f.event_count >= value
+        if name in _BOUNDS:
+            column, at_least = _BOUNDS[name]
+            return f[column] >= value if at_least else f[column] <= value
         if name == "risk_indicators_any":
             return self._has_indicator(value)
         if name == "risk_indicators_all":
@@ -330,6 +328,8 @@ def _alert_severity(value: str | None) -> int:
         return 0
 
 
+_BOUNDS = {"min_severity": ("severity", True), "max_severity": ("severity", False),
+           "min_event_count": ("event_count", True)}  # criterion -> (fact, at least?)
 _TERMS = {"vectors": "vector", "destination_categories": "destination_category",
           "file_categories": "file_category", "watchlists": "watchlist"}
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
