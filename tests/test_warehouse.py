@@ -104,8 +104,8 @@ def _stage_and_load(engine, run_key, items) -> int:
 
 
 def test_staged_load_ignores_an_older_or_equal_last_updated(warehouse):
-    """Through load_staged: on PostgreSQL the in-database SQL (include/sql/load), on SQLite the Python
-    path. A staged copy whose lastUpdated is not newer changes nothing: not the session, not its
+    """Through load_staged: on PostgreSQL the in-database load (built from the field maps), on SQLite
+    the Python path. A staged copy whose lastUpdated is not newer changes nothing: not the session, not its
     alerts or risk indicators, and it is not queued for detection again."""
     current = session_item("s1", T0 + 2000, state="CLOSED_TP", alerts=("a1", "a2"), indicators=(("ri-2", 4),))
     assert _stage_and_load(warehouse, "first", [current, session_item("s2", T0 + 2000)]) == 2

@@ -21,8 +21,6 @@ from itertools import islice
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from securitycoach import transform
-from securitycoach.paths import sql_dir
 from securitycoach.streams import Stream
 from securitycoach.timeutil import require_aware
 from securitycoach.warehouse import schema as t
@@ -106,7 +104,7 @@ def load_staged(
     Each batch is read and written in one transaction, so a failure leaves every batch either
     fully applied or not at all; reapplying is harmless (upserts). Staging is cleared at the end.
     """
-    if engine.dialect.name == "postgresql" and stream.load_sql_postgresql:
+    if engine.dialect.name == "postgresql" and stream.load_postgresql:
         changed = _load_staged_in_postgresql(engine, stream, tenant_id, run_key, batch_size)
     else:
         changed = _load_staged_in_python(engine, stream, tenant_id, run_key, batch_size)
@@ -136,24 +134,11 @@ def _load_staged_in_python(engine: Engine, stream: Stream, tenant_id: str, run_k
     return changed
 
 
-def _sql_statements(text: str) -> list[str]:
-    """A load script's statements (separated by lines holding only ``-- ;``), without whole-line
-    comments, so each statement sent starts with its verb (what logs and statement listeners see)."""
-    statements = []
-    for part in text.split("\n-- ;\n"):
-        lines = [line for line in part.splitlines() if not line.lstrip().startswith("--")]
-        if "".join(lines).strip():
-            statements.append("\n".join(lines).strip())
-    return statements
-
-
 def _load_staged_in_postgresql(engine: Engine, stream: Stream, tenant_id: str, run_key: str,
                                batch_size: int) -> int:
     """``load_staged`` without the round trip through Python: each batch (a record_id range) is
-    moved by the stream's SQL inside PostgreSQL, one transaction per batch. Returns rows changed."""
+    moved by the stream's load inside PostgreSQL, one transaction per batch. Returns rows changed."""
     s = t.staging_record.c
-    text = (sql_dir() / "load" / f"{stream.load_sql_postgresql}.sql").read_text(encoding="utf-8")
-    statements = [sa.text(statement) for statement in _sql_statements(text)]
     changed, after, next_analyze = 0, "", ANALYZE_MIN_ROWS
     while True:
         if changed >= next_analyze:
@@ -171,18 +156,14 @@ def _load_staged_in_postgresql(engine: Engine, stream: Stream, tenant_id: str, r
             ).scalar()
             if upto is None:
                 break
-            params = {"tenant_id": tenant_id, "run_key": run_key, "after": after, "upto": upto}
-            for statement in statements:
-                result = conn.execute(statement, params)
-                if result.returns_rows:
-                    changed += result.scalar_one()
+            changed += stream.load_postgresql(conn, tenant_id, run_key, after, upto)
         after = upto
     return changed
 
 
 def refresh_alert_rules(engine: Engine, client, *, tenant_id: str) -> int:
     """Mirror the tenant's alert rules: upsert every rule, drop rules Code42 no longer has."""
-    rows = [transform.alert_rule_row(tenant_id, rule.raw) for rule in client.iter_alert_rules()]
+    rows = [t.ALERT_RULE_FIELDS.row(rule.raw, tenant_id=tenant_id) for rule in client.iter_alert_rules()]
     with engine.begin() as conn:
         upsert(conn, t.code42_alert_rule, rows)
         conn.execute(
@@ -199,7 +180,7 @@ def refresh_actors(engine: Engine, client, *, tenant_id: str, batch_size: int = 
     count = 0
     for batch in _batched(client.iter_actors(), batch_size):
         with engine.begin() as conn:
-            upsert(conn, t.code42_actor, [transform.actor_row(tenant_id, a.raw) for a in batch])
+            upsert(conn, t.code42_actor, [t.ACTOR_FIELDS.row(a.raw, tenant_id=tenant_id) for a in batch])
         count += len(batch)
     return count
 
@@ -224,7 +205,7 @@ def resolve_new_actors(engine: Engine, client, *, tenant_id: str) -> int:
         missing = conn.execute(
             sa.select(wanted.c[0]).where(wanted.c[0].not_in(known)).order_by(wanted.c[0])
         ).scalars().all()
-    rows = [transform.actor_row(tenant_id, client.get_actor(actor_id).raw) for actor_id in missing]
+    rows = [t.ACTOR_FIELDS.row(client.get_actor(actor_id).raw, tenant_id=tenant_id) for actor_id in missing]
     with engine.begin() as conn:
         upsert(conn, t.code42_actor, rows)
     return len(rows)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from securitycoach.fieldmap import AS_IS, EPOCH_MS, INT, ISO, JSON, TEXT, Field, FieldMap, Latest
+
 metadata = sa.MetaData()
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -51,119 +53,139 @@ staging_record = sa.Table(
     sa.Column("payload", Json, nullable=False),
 )
 
+# --- Code42 facts: each column with the API field it is filled from (securitycoach.fieldmap) ------
+# Adding an API field: one Field line here plus a migration adding the column.
+_SCORE = Latest("scores", by="sourceTimestamp")  # sessions keep histories: the latest entry counts
+_STATE = Latest("states", by="sourceTimestamp")
+_RAW = Field("raw", (), JSON, Json, nullable=False)  # the item as the API returned it
+
+SESSION_FIELDS = FieldMap((
+    Field("session_id", "sessionId", AS_IS, sa.String(128), key=True),
+    Field("actor_id", "actorId", AS_IS, sa.String(128)),
+    Field("actor_name", "actorName", AS_IS, sa.Text),
+    Field("user_id", "userId", AS_IS, sa.String(128)),
+    Field("type", "type", AS_IS, sa.String(64)),
+    Field("begin_time", "beginTime", EPOCH_MS, Ts, nullable=False),
+    Field("end_time", "endTime", EPOCH_MS, Ts),
+    Field("first_observed", "firstObserved", EPOCH_MS, Ts),
+    Field("last_updated", "lastUpdated", EPOCH_MS, Ts, nullable=False),
+    # ``state`` is deprecated for ``stateV2`` (the SDK's model)
+    Field("state", [("stateV2",), ("state",)], AS_IS, sa.String(32), within=_STATE),
+    Field("risk_score", "score", INT, sa.Integer, within=_SCORE),
+    Field("severity", "severity", INT, sa.Integer, within=_SCORE),
+    Field("no_risk_events", "noRiskEvents", INT, sa.Integer),
+    Field("low_events", "lowEvents", INT, sa.Integer),
+    Field("moderate_events", "moderateEvents", INT, sa.Integer),
+    Field("high_events", "highEvents", INT, sa.Integer),
+    Field("critical_events", "criticalEvents", INT, sa.Integer),
+    Field("context_summary", "contextSummary", AS_IS, sa.Text),
+    Field("exfiltration_summary", "exfiltrationSummary", AS_IS, sa.Text),
+    _RAW,
+))
+
+
+
+def _session_key() -> sa.Column:
+    return sa.Column("session_id", sa.String(128), primary_key=True)
+
+
+SESSION_RISK_INDICATOR_FIELDS = FieldMap((
+    Field("indicator_id", "id", TEXT, sa.String(128), key=True),
+    Field("name", "name", AS_IS, sa.Text),
+    Field("weight", "weight", INT, sa.Integer),
+    Field("event_count", "eventCount", INT, sa.Integer),
+), each="riskIndicators")
+
+SESSION_ALERT_FIELDS = FieldMap((
+    Field("alert_id", "alertId", TEXT, sa.String(128), key=True),
+    Field("rule_id", "ruleId", AS_IS, sa.String(128)),
+    Field("rule_name", "ruleName", AS_IS, sa.Text),
+    Field("lesson_id", "lessonId", AS_IS, sa.String(128)),
+), each="triggeredAlerts")
+
+ALERT_FIELDS = FieldMap((
+    Field("alert_id", "id", AS_IS, sa.String(128), key=True),
+    Field("type", "type", AS_IS, sa.String(64)),
+    Field("created_at", "createdAt", ISO, Ts, nullable=False),
+    Field("state", "state", AS_IS, sa.String(32)),
+    Field("state_last_modified_by", "stateLastModifiedBy", AS_IS, sa.Text),
+    Field("state_last_modified_at", "stateLastModifiedAt", ISO, Ts),
+    Field("name", "name", AS_IS, sa.Text),
+    Field("description", "description", AS_IS, sa.Text),
+    Field("actor", "actor", AS_IS, sa.Text),
+    Field("actor_id", "actorId", AS_IS, sa.String(128)),
+    Field("target", "target", AS_IS, sa.Text),
+    Field("severity", "severity", AS_IS, sa.String(32)),
+    Field("risk_severity", "riskSeverity", AS_IS, sa.String(32)),
+    Field("rule_id", "ruleId", AS_IS, sa.String(128)),
+    Field("watchlists", "watchlists", JSON, Json),
+    _RAW,
+))
+
+ALERT_RULE_FIELDS = FieldMap((
+    Field("rule_id", "id", AS_IS, sa.String(128), key=True),
+    Field("name", "name", AS_IS, sa.Text),
+    Field("description", "description", AS_IS, sa.Text),
+    Field("severity", "severity", AS_IS, sa.String(32)),
+    Field("is_enabled", "isEnabled", AS_IS, sa.Boolean),
+    Field("is_system_rule", "isSystemRule", AS_IS, sa.Boolean),
+    Field("source", "source", AS_IS, sa.String(64)),
+    Field("vectors", "vectors", JSON, Json),
+    Field("lesson_id", ("education", "lessonId"), AS_IS, sa.String(128)),
+    Field("created_at", "createdAt", ISO, Ts),
+    Field("modified_at", "modifiedAt", ISO, Ts),
+    _RAW,
+))
+
+ACTOR_FIELDS = FieldMap((
+    Field("actor_id", "actorId", AS_IS, sa.String(128), key=True),
+    Field("name", "name", AS_IS, sa.Text),
+    Field("alternate_names", "alternateNames", JSON, Json),
+    Field("first_name", "firstName", AS_IS, sa.Text),
+    Field("last_name", "lastName", AS_IS, sa.Text),
+    Field("department", "department", AS_IS, sa.Text),
+    Field("division", "division", AS_IS, sa.Text),
+    Field("title", "title", AS_IS, sa.Text),
+    Field("employee_type", "employeeType", AS_IS, sa.Text),
+    Field("country", "country", AS_IS, sa.Text),
+    Field("locality", "locality", AS_IS, sa.Text),
+    Field("manager_actor_id", "managerActorId", AS_IS, sa.String(128)),
+    Field("parent_actor_id", "parentActorId", AS_IS, sa.String(128)),
+    Field("in_scope", "inScope", AS_IS, sa.Boolean),
+    Field("start_date", "startDate", TEXT, sa.Text),
+    Field("end_date", "endDate", TEXT, sa.Text),
+    _RAW,
+))
+
 code42_session = sa.Table(
     "code42_session",
     metadata,
     _tenant(),
-    sa.Column("session_id", sa.String(128), primary_key=True),
-    sa.Column("actor_id", sa.String(128)),
-    sa.Column("actor_name", sa.Text),
-    sa.Column("user_id", sa.String(128)),
-    sa.Column("type", sa.String(64)),
-    sa.Column("begin_time", Ts, nullable=False),
-    sa.Column("end_time", Ts),
-    sa.Column("first_observed", Ts),
-    sa.Column("last_updated", Ts, nullable=False),
-    sa.Column("state", sa.String(32)),
-    sa.Column("risk_score", sa.Integer),
-    sa.Column("severity", sa.Integer),
-    sa.Column("no_risk_events", sa.Integer),
-    sa.Column("low_events", sa.Integer),
-    sa.Column("moderate_events", sa.Integer),
-    sa.Column("high_events", sa.Integer),
-    sa.Column("critical_events", sa.Integer),
-    sa.Column("context_summary", sa.Text),
-    sa.Column("exfiltration_summary", sa.Text),
-    sa.Column("raw", Json, nullable=False),
+    *SESSION_FIELDS.columns(),
     sa.Index("ix_code42_session_begin", "tenant_id", "begin_time"),
     sa.Index("ix_code42_session_actor", "tenant_id", "actor_id"),
 )
 
 code42_session_risk_indicator = sa.Table(
-    "code42_session_risk_indicator",
-    metadata,
-    _tenant(),
-    sa.Column("session_id", sa.String(128), primary_key=True),
-    sa.Column("indicator_id", sa.String(128), primary_key=True),
-    sa.Column("name", sa.Text),
-    sa.Column("weight", sa.Integer),
-    sa.Column("event_count", sa.Integer),
+    "code42_session_risk_indicator", metadata, _tenant(), _session_key(),
+    *SESSION_RISK_INDICATOR_FIELDS.columns(),
 )
 
 code42_session_alert = sa.Table(
-    "code42_session_alert",
-    metadata,
-    _tenant(),
-    sa.Column("session_id", sa.String(128), primary_key=True),
-    sa.Column("alert_id", sa.String(128), primary_key=True),
-    sa.Column("rule_id", sa.String(128)),
-    sa.Column("rule_name", sa.Text),
-    sa.Column("lesson_id", sa.String(128)),
+    "code42_session_alert", metadata, _tenant(), _session_key(), *SESSION_ALERT_FIELDS.columns(),
 )
 
 code42_alert = sa.Table(
     "code42_alert",
     metadata,
     _tenant(),
-    sa.Column("alert_id", sa.String(128), primary_key=True),
-    sa.Column("type", sa.String(64)),
-    sa.Column("created_at", Ts, nullable=False),
-    sa.Column("state", sa.String(32)),
-    sa.Column("state_last_modified_by", sa.Text),
-    sa.Column("state_last_modified_at", Ts),
-    sa.Column("name", sa.Text),
-    sa.Column("description", sa.Text),
-    sa.Column("actor", sa.Text),
-    sa.Column("actor_id", sa.String(128)),
-    sa.Column("target", sa.Text),
-    sa.Column("severity", sa.String(32)),
-    sa.Column("risk_severity", sa.String(32)),
-    sa.Column("rule_id", sa.String(128)),
-    sa.Column("watchlists", Json),
-    sa.Column("raw", Json, nullable=False),
+    *ALERT_FIELDS.columns(),
     sa.Index("ix_code42_alert_created", "tenant_id", "created_at"),
 )
 
-code42_alert_rule = sa.Table(
-    "code42_alert_rule",
-    metadata,
-    _tenant(),
-    sa.Column("rule_id", sa.String(128), primary_key=True),
-    sa.Column("name", sa.Text),
-    sa.Column("description", sa.Text),
-    sa.Column("severity", sa.String(32)),
-    sa.Column("is_enabled", sa.Boolean),
-    sa.Column("is_system_rule", sa.Boolean),
-    sa.Column("source", sa.String(64)),
-    sa.Column("vectors", Json),
-    sa.Column("lesson_id", sa.String(128)),
-    sa.Column("created_at", Ts),
-    sa.Column("modified_at", Ts),
-    sa.Column("raw", Json, nullable=False),
-)
+code42_alert_rule = sa.Table("code42_alert_rule", metadata, _tenant(), *ALERT_RULE_FIELDS.columns())
 
-code42_actor = sa.Table(
-    "code42_actor",
-    metadata,
-    _tenant(),
-    sa.Column("actor_id", sa.String(128), primary_key=True),
-    sa.Column("name", sa.Text),
-    sa.Column("alternate_names", Json),
-    sa.Column("first_name", sa.Text),
-    sa.Column("last_name", sa.Text),
-    sa.Column("department", sa.Text),
-    sa.Column("division", sa.Text),
-    sa.Column("title", sa.Text),
-    sa.Column("employee_type", sa.Text),
-    sa.Column("country", sa.Text),
-    sa.Column("locality", sa.Text),
-    sa.Column("manager_actor_id", sa.String(128)),
-    sa.Column("parent_actor_id", sa.String(128)),
-    sa.Column("in_scope", sa.Boolean),
-    sa.Column("start_date", sa.Text),
-    sa.Column("end_date", sa.Text),
-    sa.Column("raw", Json, nullable=False),
-)
+code42_actor = sa.Table("code42_actor", metadata, _tenant(), *ACTOR_FIELDS.columns())
 
 # --- KnowBe4 KSAT directory and user mapping -----------------------------------------------------
 ksat_user = sa.Table(
