@@ -468,7 +468,8 @@ def test_the_wait_honours_retry_after_else_backs_off_exponentially_with_jitter()
     assert all(0.4 <= wait(_retry_state(requests.HTTPError("no response"))) <= 0.8 for _ in range(50))
     big = wait_retry_after_or_backoff(8.0)  # the jitter on Retry-After stays under 1.0 / 4 s
     assert all(2.0 <= big(_retry_state(RetryableStatus(429, 2.0))) <= 2.25 for _ in range(200))
-    assert max(big(_retry_state(RetryableStatus(429, 2.0))) for _ in range(200)) > 2.15
+    assert max(big(_retry_state(RetryableStatus(429, 2.0))) for _ in range(200)) > 2.2  # P(not) = 0.8**200
+    assert wait_retry_after_or_backoff(1.0)(_retry_state(requests.ConnectionError(), 30)) == 60.0  # default cap
 
 
 # --- the paginator, seen through an HTTP front that rewrites, holds and counts pages ---------------
@@ -528,7 +529,8 @@ def test_pages_in_flight_is_how_many_pages_are_asked_for_at_once(make_hook, clea
     assert front.most_open[ALERTS] == in_flight
 
 
-@pytest.mark.parametrize("case", ["served later, not grown", "grown", "grown, no totals", "grown, bad re-read"])
+@pytest.mark.parametrize("case", ["served later, not grown", "grown", "grown, no totals", "grown, bad re-read",
+                                  "grown, re-read without alerts"])
 def test_the_final_page_is_read_again_only_when_the_listing_grew_after_it_was_served(make_hook, clean_sandbox,
                                                                                   window, case):
     """5 pages, 4 in flight: the final page (4) is answered at once, pages 1-3 half a second later.
@@ -555,15 +557,19 @@ def test_the_final_page_is_read_again_only_when_the_listing_grew_after_it_was_se
                 body["alerts"].append({**body["alerts"][-1], "id": "alert-arrived-meanwhile"})
                 if case == "grown, bad re-read":
                     body["alerts"][0] = {"id": 7}
+                if case == "grown, re-read without alerts":
+                    del body["alerts"]
         return body
 
     with HttpFront(clean_sandbox.base_url, edit=edit) as front:
         hook = make_hook(host=front.base_url, pages_in_flight=4)
         hook.ALERTS_PAGE_SIZE = size
-        if case == "grown, bad re-read":
+        if case.startswith("grown, ") and "re-read" in case:
             with pytest.raises(Code42PayloadError) as caught:
                 list(hook.iter_alerts(*window))
             assert (caught.value.endpoint, caught.value.page) == (ALERTS, final)
+            problem = "item 0 is not a valid Alert" if "bad" in case else "missing key 'alerts'"
+            assert f"{ALERTS} page {final}: unexpected response: {problem}" in str(caught.value)
             return
         got = _ids_of(hook.iter_alerts(*window), "id")
     assert got == expected + (["alert-arrived-meanwhile"] if grown else [])
