@@ -2,8 +2,8 @@
 
 mutmut names a mutant by its file's path, dropping only a leading ``src/``, and puts ``mutants/``,
 ``mutants/src`` first on sys.path. Our packages live in ``plugins/`` (on sys.path through the
-editable install), so ``plugins/code42_hook/retry.py`` would be ``plugins.code42_hook.retry`` to
-mutmut but ``code42_hook.retry`` to the tests, and mutmut stops ("tests recorded trampoline hits
+editable install), so ``plugins/apiclient/retry.py`` would be ``plugins.apiclient.retry`` to
+mutmut but ``apiclient.retry`` to the tests, and mutmut stops ("tests recorded trampoline hits
 but none match any mutant key"). So each run happens in a scratch copy, ``build/mutation/<group>``,
 where ``src/`` holds a copy of ``plugins/``'s packages: the names match and ``mutants/src`` comes
 before the editable ``plugins/`` on sys.path. include/ (SQL, templates, config) is read from this
@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "mutation"
-PACKAGES = ("code42_hook", "knowbe4_hook", "operators", "securitycoach")
+PACKAGES = ("apiclient", "code42_hook", "knowbe4_hook", "operators", "securitycoach")
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 36: "timeout",
           37: "caught by type check", -24: "timeout", 24: "timeout", 152: "timeout", 255: "timeout",
@@ -47,7 +47,7 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 
 
 def module_of(pattern: str) -> str:
-    """``code42_hook.retry.*`` or ``code42_hook.transport.xǁJsonApiHookǁ_paged__mutmut_*``: the module."""
+    """``apiclient.retry.*`` or ``apiclient.paging.xǁPageNumberTotalǁdone__mutmut_*``: the module."""
     return pattern.removesuffix(".*").split(".x")[0]
 
 

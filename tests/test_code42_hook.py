@@ -18,15 +18,15 @@ import requests
 import tenacity
 from http_front import HttpFront
 
-from code42_hook import Code42ApiError, Code42ConfigError, Code42Hook, Code42PayloadError
-from code42_hook.records import Record
-from code42_hook.retry import (
+from apiclient.retry import (
     RetryableStatus,
     TruncatedBody,
     is_transient,
     parse_retry_after,
     wait_retry_after_or_backoff,
 )
+from code42_hook import Code42ApiError, Code42ConfigError, Code42Hook, Code42PayloadError
+from code42_hook.records import Record
 from code42_hook.urls import normalize_base_url
 
 _ids = count()

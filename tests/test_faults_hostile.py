@@ -28,7 +28,7 @@ from fault_helpers import hourly_ends, make_hook, run_sync
 from code42_hook import Code42ConfigError, Code42Hook
 from code42_hook.urls import normalize_base_url
 from incydr_sandbox.faults import BIG_FIELD_CHARS, HOSTILE_PAYLOADS
-from knowbe4_hook import KnowBe4Hook
+from knowbe4_hook import KnowBe4ConfigError, KnowBe4Hook
 from securitycoach import report, sync
 from securitycoach.warehouse import schema as t
 
@@ -194,7 +194,7 @@ BAD_KNOWBE4_URLS = ["http://us.api.knowbe4.com", "https://evil.example.com", "ht
 def test_bad_knowbe4_base_url_is_refused_before_the_api_key_is_sent(base_url, monkeypatch, network_attempts):
     monkeypatch.setenv("AIRFLOW_CONN_KNOWBE4_BADURL", json.dumps({
         "conn_type": "knowbe4", "password": "k3y-value", "host": base_url}))
-    with pytest.raises(Code42ConfigError, match="Base URL"):
+    with pytest.raises(KnowBe4ConfigError, match="Base URL"):
         list(KnowBe4Hook("knowbe4_badurl").iter_groups())
     assert network_attempts == []
 

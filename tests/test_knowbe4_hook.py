@@ -7,8 +7,7 @@ import logging
 
 import pytest
 
-from code42_hook import Code42ApiError, Code42ConfigError
-from knowbe4_hook import KnowBe4Hook
+from knowbe4_hook import KnowBe4ApiError, KnowBe4ConfigError, KnowBe4Hook
 from knowbe4_hook.hook import normalize_knowbe4_url
 
 
@@ -50,7 +49,7 @@ def test_faults_are_retried_and_the_key_never_logged(monkeypatch, clean_sandbox,
     hook = _hook(monkeypatch, clean_sandbox)
     assert list(hook.iter_users())
     assert hook.stats.n_429 == 1 and hook.stats.n_5xx == 1 and hook.stats.retries == 2
-    with pytest.raises(Code42ApiError, match=r"KnowBe4 GET /v1/users page 1: HTTP 401"):
+    with pytest.raises(KnowBe4ApiError, match=r"KnowBe4 GET /v1/users page 1: HTTP 401"):
         list(_hook(monkeypatch, clean_sandbox, key="wrong-key-1234").iter_users())
     out, err = capfd.readouterr()
     assert clean_sandbox.ksat_key not in caplog.text + out + err
@@ -60,6 +59,6 @@ def test_faults_are_retried_and_the_key_never_logged(monkeypatch, clean_sandbox,
 
 @pytest.mark.parametrize("url", ["https://api.us.code42.com", "http://us.api.knowbe4.com", "https://evil.example"])
 def test_base_url_is_refused_before_the_key_is_sent(url):
-    with pytest.raises(Code42ConfigError):
+    with pytest.raises(KnowBe4ConfigError):
         normalize_knowbe4_url(url)
     assert normalize_knowbe4_url("eu.api.knowbe4.com") == "https://eu.api.knowbe4.com"

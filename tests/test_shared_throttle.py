@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from code42_hook.throttle import RateLimiter
+from apiclient.throttle import RateLimiter
 
 CHILD = textwrap.dedent("""
     import json, sys, time
@@ -40,7 +40,7 @@ def test_limiter_schedule_is_shared_across_processes(tmp_path):
     script = tmp_path / "slots.py"
     script.write_text(textwrap.dedent("""
         import json, sys, time
-        from code42_hook.throttle import RateLimiter
+        from apiclient.throttle import RateLimiter
         limiter = RateLimiter(600, shared_key="test-key")
         stamps = []
         for _ in range(8):

@@ -11,18 +11,10 @@ from collections.abc import Callable
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
+from apiclient.masking import mask
 from code42_hook.errors import Code42ApiError, Code42PayloadError
 
 TOKEN_ENDPOINT = "/v1/oauth"
-
-
-def _mask(secret: str) -> None:
-    """Register a value with Airflow's log masker (a no-op outside Airflow)."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - Airflow is a dependency
-        return
-    mask_secret(secret)
 
 
 def jwt_claims(token: str) -> dict:
@@ -52,7 +44,7 @@ class Code42TokenAuth(AuthBase):
         self._token: str | None = None
         self._refresh_at = 0.0
         self._lock = threading.Lock()
-        _mask(client_secret)
+        mask(client_secret)
 
     def __eq__(self, other) -> bool:  # requests compares auth objects when merging settings
         return isinstance(other, Code42TokenAuth) and other.client_id == self.client_id
@@ -98,7 +90,7 @@ class Code42TokenAuth(AuthBase):
         except (ValueError, KeyError, TypeError):
             raise Code42PayloadError(TOKEN_ENDPOINT, None, "no access_token in the answer: is this a Code42 API?") \
                 from None
-        _mask(token)
+        mask(token)
         self._token = token
         self._refresh_at = time.monotonic() + lifetime - min(60.0, lifetime / 10)
 

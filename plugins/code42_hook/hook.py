@@ -1,26 +1,27 @@
 """Code42Hook: one hook per ``code42`` connection (Client ID, Client Secret, Base URL).
 
 Transport (pooled session, retries, throttle, timeouts, validation, paging) comes from
-``JsonApiHook`` on the providers-http HttpHook; here are Code42's OAuth token auth object, its
+``apiclient`` (``JsonApiHook`` on the providers-http HttpHook); here are Code42's OAuth token auth object, its
 Base URL rule and its endpoints: generators that hide paging and yield validated records.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import threading
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from itertools import pairwise
+from functools import partial
 from typing import Any
 
 import requests
 
+from apiclient.paging import SplitWindows
+from apiclient.settings import ApiSettings
+from apiclient.throttle import RateLimiter
+from apiclient.transport import HookStats, JsonApiHook, JsonListing, error_text
 from code42_hook.auth import Code42TokenAuth
 from code42_hook.errors import (
+    CODE42_ERRORS,
     Code42ApiError,
     Code42ConfigError,
     Code42Error,
@@ -28,8 +29,6 @@ from code42_hook.errors import (
     OutcomeUnknown,
 )
 from code42_hook.records import Actor, Alert, AlertRule, FileEvent, Session, Watchlist, WatchlistMember
-from code42_hook.throttle import RateLimiter
-from code42_hook.transport import ApiSettings, HookStats, JsonApiHook, _error_text
 from code42_hook.urls import normalize_base_url
 
 Code42Settings = ApiSettings  # the connection extras (see ApiSettings)
@@ -45,6 +44,7 @@ class Code42Hook(JsonApiHook):
     conn_type = "code42"
     hook_name = "Code42 Incydr"
     api_name = "Code42"
+    errors = CODE42_ERRORS
     default_rate_limit_per_minute = 120.0  # Code42's documented limit per API client
 
     SESSIONS_PAGE_SIZE = 50  # the API's maximum
@@ -130,45 +130,24 @@ class Code42Hook(JsonApiHook):
     def _sessions_by_begin_time(self, lo: int, hi: int, params: dict[str, Any]) -> Iterator[Session]:
         """One listing of [lo, hi), read as begin-time sub-windows of one page each (see
         ``iter_sessions``); yields each sub-window's sessions as its answer arrives, in window order."""
-        endpoint, size = "/v1/sessions", self.SESSIONS_PAGE_SIZE
-        target = max(1, int(size * self.SESSIONS_WINDOW_FILL))
+        size = self.SESSIONS_PAGE_SIZE
+        windows = SplitWindows(target=max(1, int(size * self.SESSIONS_WINDOW_FILL)),
+                               in_flight=max(1, self.settings.pages_in_flight), name=f"{self.api_name}-sessions")
+        listing = JsonListing(self, Session, "/v1/sessions", partial(self._sessions_window, params), "items",
+                              named_page=0)
+        yield from windows.records(listing, lo, hi, too_dense=partial(self._sessions_in_one_ms, params))
 
-        def request(window: tuple[int, int]) -> Any:
-            a, b = window
-            return self._request_json("GET", endpoint, page=0, params={
-                **params, "on_or_after": a, "before": b, "page_size": size, "page_number": 0})
+    def _sessions_window(self, params: dict[str, Any], window: tuple[int, int]) -> Any:
+        """One begin-time sub-window [a, b) of a listing, asked for as one page."""
+        a, b = window
+        return self._request_json("GET", "/v1/sessions", page=0, params={
+            **params, "on_or_after": a, "before": b, "page_size": self.SESSIONS_PAGE_SIZE, "page_number": 0})
 
-        todo: deque[tuple[int, int]] = deque([(lo, hi)])  # still to read, in begin-time order
-        running: deque[tuple[tuple[int, int], Future]] = deque()
-        abandoned = threading.Event()
-        in_flight = max(1, self.settings.pages_in_flight)
-        pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix=f"{self.api_name}-sessions")
-        try:
-            while todo or running:
-                while todo and len(running) < in_flight:
-                    window = todo.popleft()
-                    running.append((window, pool.submit(self._prefetch, abandoned, request, window)))
-                window, future = running.popleft()
-                body = future.result()
-                items = self._field(body, "items", endpoint, 0)
-                total = self._field(body, "totalCount", endpoint, 0)
-                if not isinstance(total, int) or not isinstance(items, list):
-                    raise Code42PayloadError(endpoint, 0, f"totalCount {total!r} / items are not a count and a list")
-                if len(items) >= total:  # the whole sub-window in one answer
-                    yield from self._records(Session, items, endpoint, 0)
-                    continue
-                a, b = window
-                if b - a <= 1:  # more than a page of sessions began in one millisecond: rank them
-                    log.warning("Code42 sessions: %d began at %d ms; paging them by end time", total, a)
-                    yield from self._ranked_sessions(a, b, {**params, "order_by": "end_time",
-                                                            "sort_direction": "ASC"})
-                    continue
-                # Cut it into pieces of about ``target`` sessions (if they are spread evenly), read
-                # before the windows after it; the pieces' own totals say if one needs cutting again.
-                todo.extendleft(reversed(_cut(a, b, math.ceil(total / target))))
-        finally:  # done, failed or closed early: pieces in flight are not retried or waited for
-            abandoned.set()
-            pool.shutdown(wait=False, cancel_futures=True)
+    def _sessions_in_one_ms(self, params: dict[str, Any], window: tuple[int, int], total: int) -> Iterator[Session]:
+        """More than a page of sessions began in one millisecond: rank them by end time."""
+        a, b = window
+        log.warning("Code42 sessions: %d began at %d ms; paging them by end time", total, a)
+        return self._ranked_sessions(a, b, {**params, "order_by": "end_time", "sort_direction": "ASC"})
 
     def iter_alerts(self, start: datetime, end: datetime) -> Iterator[Alert]:
         """Alerts created in [start, end) (the API's range is inclusive: the end is trimmed here)."""
@@ -253,7 +232,7 @@ class Code42Hook(JsonApiHook):
                 raise Code42ApiError("POST", endpoint, 429, "rate limited; the note is added on a later run")
             raise OutcomeUnknown(f"Code42 POST {endpoint}: HTTP {response.status_code}")
         if response.status_code >= 400:
-            raise Code42ApiError("POST", endpoint, response.status_code, _error_text(response))
+            raise Code42ApiError("POST", endpoint, response.status_code, error_text(response))
 
     def get_actor(self, actor_id: str) -> Actor:
         endpoint = f"/v1/actors/actor/id/{actor_id}"
@@ -307,13 +286,6 @@ def _epoch_ms(value: datetime, what: str) -> int:
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-def _cut(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:
-    """[lo, hi) cut into ``pieces`` (at least 2, at most one per millisecond) of equal length."""
-    pieces = max(2, min(pieces, hi - lo))
-    bounds = [lo + (hi - lo) * k // pieces for k in range(pieces)] + [hi]
-    return list(pairwise(bounds))
 
 
 def _problems_text(problems: Any) -> str:

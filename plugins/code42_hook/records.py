@@ -2,57 +2,37 @@
 
 Fields are snake_case with the API's camelCase as aliases; unknown keys are kept (``extra``) so a
 newer API does not break the sync. Epoch-ms times become timezone-aware UTC datetimes. Every
-record also keeps the item exactly as the API sent it (``record.raw``): the pipeline stages that.
+record also keeps the item exactly as the API sent it (``record.raw``, from ``apiclient.records``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from apiclient.records import Record as BaseRecord
 
 # Epoch milliseconds on the wire. Numbers are read as milliseconds by pydantic-core itself
 # (``val_temporal_unit``), into timezone-aware UTC: no Python call per timestamp.
 EpochMs = datetime
 
 
+_CODE42 = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow",
+                     val_temporal_unit="milliseconds")
+
+
 class Part(BaseModel):
     """A nested part of a record (indicators, scores, states...): validated, no copy of the item."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow",
-                              val_temporal_unit="milliseconds")
+    model_config = _CODE42
 
 
-class Record(Part):
-    _raw: dict = PrivateAttr(default_factory=dict)
+class Record(BaseRecord):
+    """A Code42 response record: camelCase on the wire, epoch-ms times (the item kept: ``raw``)."""
 
-    @classmethod
-    def from_item(cls, item: dict):
-        record = cls.model_validate(item)
-        record._raw = item
-        return record
-
-    @property
-    def raw(self) -> dict:
-        """The item as the API returned it."""
-        return self._raw
-
-    @classmethod
-    def from_items(cls, items: list[Any]) -> list:
-        """A page of items validated at once (one pydantic-core call); a ``ValidationError``'s
-        locations start with the item's index."""
-        records = _list_adapter(cls).validate_python(items)
-        for record, item in zip(records, items, strict=True):
-            record._raw = item
-        return records
-
-
-@cache
-def _list_adapter(model: type[Record]) -> TypeAdapter:
-    return TypeAdapter(list[model])
+    model_config = _CODE42
 
 
 class RiskIndicator(Part):

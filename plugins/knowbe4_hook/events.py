@@ -5,7 +5,7 @@ What an external system uses to put its events on the user's Events Timeline in 
 their Personal Risk Score: ``GET/POST /event_types``, ``POST /events`` (answered with a request id,
 whose outcome is ``GET /statuses/{id}``), ``GET /events?external_id=...``, ``DELETE /events/{id}``.
 
-The transport is the project's ``JsonApiHook`` (pooled session, throttle, timeouts), with two rules
+The transport is the project's API client (``apiclient``: pooled session, throttle, timeouts), with rules
 of its own, because KnowBe4 counts every call against a daily quota (10 per seat per key):
 - ``gate`` (set by the caller) runs before every call, retries included, and may refuse it
   (``securitycoach.coaching.ksat_events`` counts the quota in the warehouse there);
@@ -25,37 +25,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 import tenacity
 
-from code42_hook.errors import (
-    Code42ApiError,
-    Code42ConfigError,
-    Code42Error,
-    Code42PayloadError,
+from apiclient.retry import RetryableStatus, is_transient, wait_retry_after_or_backoff
+from apiclient.settings import ApiSettings
+from apiclient.throttle import RateLimiter
+from apiclient.transport import JsonApiHook, error_text
+from apiclient.urls import normalize_base_url
+from knowbe4_hook.errors import (
+    KNOWBE4_ERRORS,
+    EventsRateLimited,
+    KnowBe4ApiError,
+    KnowBe4ConfigError,
+    KnowBe4Error,
+    KnowBe4PayloadError,
     OutcomeUnknown,
 )
-from code42_hook.retry import RetryableStatus, is_transient, wait_retry_after_or_backoff
-from code42_hook.throttle import RateLimiter
-from code42_hook.transport import ApiSettings, JsonApiHook, _error_text
-from code42_hook.urls import is_loopback
 from knowbe4_hook.hook import BearerKeyAuth
 
 EVENTS_REGIONS = ("", "eu", "ca", "uk", "de")  # "" is the US host api.events.knowbe4.com
 EVENTS_API_HOSTS = frozenset(f"api{'-' + r if r else ''}.events.knowbe4.com" for r in EVENTS_REGIONS)
 EVENTS_PAGE_SIZE = 100
 EVENTS_EXTRAS = ("seats", "max_retry_wait")  # extras of this connection type beyond ApiSettings'
-
-
-class EventsRateLimited(Code42Error):
-    """429 with a wait longer than the hook may sleep (or none): stop, carry the work to a later run."""
-
-    def __init__(self, endpoint: str, retry_after: float | None) -> None:
-        self.retry_after = retry_after
-        wait = f"Retry-After {retry_after:.0f} s" if retry_after is not None else "no Retry-After"
-        super().__init__(f"KnowBe4 User Event API {endpoint}: HTTP 429 ({wait}): stopping until a later run")
 
 
 @dataclass(frozen=True)
@@ -66,21 +59,12 @@ class EventsSettings:
 
 
 def normalize_events_url(value: str | None) -> str:
-    raw = (value or "").strip()
-    if not raw:
-        raise Code42ConfigError("KnowBe4 User Event API Base URL is empty: e.g. https://api.events.knowbe4.com")
-    parts = urlsplit(raw if "://" in raw else f"https://{raw}")
-    host = (parts.hostname or "").lower()
-    loopback = is_loopback(host)
-    if parts.scheme not in ("http", "https") or not host:
-        raise Code42ConfigError(f"KnowBe4 User Event API Base URL {raw!r} is not an http(s) URL")
-    if parts.scheme == "http" and not loopback:
-        raise Code42ConfigError(f"KnowBe4 User Event API Base URL {raw!r} uses plain http; https is required "
-                                "(http only for loopback)")
-    if not loopback and host not in EVENTS_API_HOSTS:
-        raise Code42ConfigError(f"KnowBe4 User Event API Base URL {raw!r} is not a User Event API host; expected "
-                                f"one of {', '.join('https://' + h for h in sorted(EVENTS_API_HOSTS))}")
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    """``scheme://host[:port]`` of a User Event API host (or loopback, for the sandbox)."""
+    return normalize_base_url(value, api="KnowBe4 User Event API", hosts=EVENTS_API_HOSTS,
+                              example="https://api.events.knowbe4.com",
+                              expected="a User Event API host; expected one of "
+                                       + ", ".join("https://" + h for h in sorted(EVENTS_API_HOSTS)),
+                              error=KnowBe4ConfigError)
 
 
 class KnowBe4EventsHook(JsonApiHook):
@@ -91,6 +75,7 @@ class KnowBe4EventsHook(JsonApiHook):
     conn_type = "knowbe4_events"
     hook_name = "KnowBe4 User Event API"
     api_name = "KnowBe4 User Event API"
+    errors = KNOWBE4_ERRORS
     default_rate_limit_per_minute = 120.0
 
     def __init__(self, knowbe4_events_conn_id: str = default_conn_name, *, limiter: RateLimiter | None = None,
@@ -109,10 +94,10 @@ class KnowBe4EventsHook(JsonApiHook):
             seats = None if seats is None else int(seats)
             wait = float(wait)
         except (TypeError, ValueError):
-            raise Code42ConfigError(f"{where}: extra seats must be an integer and max_retry_wait a number") from None
+            raise KnowBe4ConfigError(f"{where}: extra seats must be an integer and max_retry_wait a number") from None
         if (seats is not None and seats < 1) or wait < 0:
-            raise Code42ConfigError(f"{where}: extra seats must be at least 1 and max_retry_wait not negative")
-        api = ApiSettings.from_extra(self.knowbe4_events_conn_id, extra,
+            raise KnowBe4ConfigError(f"{where}: extra seats must be at least 1 and max_retry_wait not negative")
+        api = ApiSettings.from_extra(self.knowbe4_events_conn_id, extra, error=KnowBe4ConfigError,
                                      rate_limit_per_minute=self.default_rate_limit_per_minute)
         return EventsSettings(api, seats, wait)
 
@@ -134,7 +119,7 @@ class KnowBe4EventsHook(JsonApiHook):
     def checked_base_url(self) -> str:
         base_url = normalize_events_url(self.connection.host)
         if not self.connection.password:
-            raise Code42ConfigError(f"connection {self.knowbe4_events_conn_id!r}: the API Key (password) is required")
+            raise KnowBe4ConfigError(f"connection {self.knowbe4_events_conn_id!r}: the API Key (password) is required")
         return base_url
 
     def configure_auth(self, session: requests.Session) -> None:
@@ -174,13 +159,13 @@ class KnowBe4EventsHook(JsonApiHook):
                                          "processed")
                 raise RetryableStatus(status, None)
             if status >= 400:
-                raise Code42ApiError(method, endpoint, status, _error_text(response), api=self.api_name)
+                raise KnowBe4ApiError(method, endpoint, status, error_text(response), api=self.api_name)
             if not response.content:
                 return None
             try:
                 return response.json()
             except ValueError:
-                raise Code42PayloadError(endpoint, None, "body is not valid JSON", api=self.api_name) from None
+                raise KnowBe4PayloadError(endpoint, None, "body is not valid JSON", api=self.api_name) from None
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(retries + 1), wait=wait_retry_after_or_backoff(self.settings.retry_backoff),
@@ -191,11 +176,11 @@ class KnowBe4EventsHook(JsonApiHook):
         except RetryableStatus as exc:
             if exc.status == 429:
                 raise EventsRateLimited(f"{method} {endpoint}", exc.retry_after) from None
-            raise Code42ApiError(method, endpoint, exc.status, f"still failing after {retries} retries",
-                                 api=self.api_name) from None
+            raise KnowBe4ApiError(method, endpoint, exc.status, f"still failing after {retries} retries",
+                                  api=self.api_name) from None
         except requests.RequestException as exc:
-            raise Code42ApiError(method, endpoint, None, f"unreachable ({exc.__class__.__name__}) after {retries} "
-                                 "retries", api=self.api_name) from None
+            raise KnowBe4ApiError(method, endpoint, None, f"unreachable ({exc.__class__.__name__}) after {retries} "
+                                  "retries", api=self.api_name) from None
 
     def _data(self, body: Any, endpoint: str) -> Any:
         return self._field(body, "data", endpoint, None)
@@ -205,7 +190,7 @@ class KnowBe4EventsHook(JsonApiHook):
         body = self._call("GET", "/event_types", params={"name": name} if name else None)
         items = self._data(body, "/event_types")
         if not isinstance(items, list):
-            raise Code42PayloadError("/event_types", None, "data is not a list", api=self.api_name)
+            raise KnowBe4PayloadError("/event_types", None, "data is not a list", api=self.api_name)
         return items
 
     def create_event_type(self, name: str, description: str | None = None) -> dict:
@@ -216,7 +201,7 @@ class KnowBe4EventsHook(JsonApiHook):
         """``POST /events``; returns the request id (its outcome: ``request_status``)."""
         data = self._data(self._call("POST", "/events", json=event, creates=True), "/events")
         if not isinstance(data, dict) or not data.get("id"):
-            raise Code42PayloadError("/events", None, "answer has no data.id (the request id)", api=self.api_name)
+            raise KnowBe4PayloadError("/events", None, "answer has no data.id (the request id)", api=self.api_name)
         return str(data["id"])
 
     def find_events(self, external_id: str) -> list[dict]:
@@ -224,14 +209,14 @@ class KnowBe4EventsHook(JsonApiHook):
         body = self._call("GET", "/events", params={"external_id": external_id, "per_page": EVENTS_PAGE_SIZE})
         items = self._data(body, "/events")
         if not isinstance(items, list) or not all(isinstance(e, dict) and e.get("id") for e in items):
-            raise Code42PayloadError("/events", None, "data is not a list of events with ids", api=self.api_name)
+            raise KnowBe4PayloadError("/events", None, "data is not a list of events with ids", api=self.api_name)
         return [e for e in items if e.get("external_id") == external_id]
 
     def delete_event(self, event_id: str) -> bool:
         """``DELETE /events/{id}``; False if KnowBe4 has no such event (already deleted)."""
         try:
             self._call("DELETE", f"/events/{event_id}")
-        except Code42ApiError as exc:
+        except KnowBe4ApiError as exc:
             if exc.status == 404:
                 return False
             raise
@@ -244,15 +229,15 @@ class KnowBe4EventsHook(JsonApiHook):
         """Prove the key with one ``GET /event_types`` (it counts against the day's quota)."""
         try:
             types = self.event_types()
-        except Code42ConfigError as exc:
+        except KnowBe4ConfigError as exc:
             return False, f"Invalid KnowBe4 User Event API connection: {exc}"
-        except Code42ApiError as exc:
+        except KnowBe4ApiError as exc:
             if exc.status in (401, 403):
                 return False, (f"Bad API key: the KnowBe4 User Event API refused it (HTTP {exc.status}); use a User "
                                "Event API key (Account Settings > Account Integrations > User Event API), not the "
                                "Reporting API key")
             return False, f"KnowBe4 User Event API unreachable or refused: {exc}"
-        except Code42Error as exc:
+        except KnowBe4Error as exc:
             return False, f"KnowBe4 User Event API unreachable or refused: {exc}"
         return True, f"KnowBe4 User Event API key accepted ({len(types)} event types)."
 

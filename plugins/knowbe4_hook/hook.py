@@ -1,25 +1,25 @@
 """KnowBe4Hook: one hook per ``knowbe4`` connection (API Key, Base URL).
 
-The same transport as the Code42 hook (``JsonApiHook``: pooled session, retries with backoff and
-Retry-After, client-side throttle, timeouts, validated records, paging); auth is the Reporting
-API key as a bearer token, masked in logs.
+The project's API client (``apiclient``: pooled session, retries with backoff and Retry-After,
+client-side throttle, timeouts, validated records, paging until a short page); auth is the
+Reporting API key as a bearer token, masked in logs. Failures are ``KnowBe4Error``s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import requests
 from pydantic import Field
 from requests.auth import AuthBase
 
-from code42_hook.auth import _mask
-from code42_hook.errors import Code42ConfigError, Code42PayloadError
-from code42_hook.records import Record
-from code42_hook.throttle import RateLimiter
-from code42_hook.transport import JsonApiHook
-from code42_hook.urls import is_loopback
+from apiclient.masking import mask
+from apiclient.paging import PageUntilShort
+from apiclient.records import Record
+from apiclient.throttle import RateLimiter
+from apiclient.transport import JsonApiHook, JsonListing
+from apiclient.urls import normalize_base_url
+from knowbe4_hook.errors import KNOWBE4_ERRORS, KnowBe4ConfigError, KnowBe4PayloadError
 
 KNOWBE4_REGIONS = ("us", "eu", "ca", "uk", "de")
 KNOWBE4_API_HOSTS = frozenset(f"{region}.api.knowbe4.com" for region in KNOWBE4_REGIONS)
@@ -56,18 +56,12 @@ class KsatGroup(Record):
     status: str | None = None
 
 
-# KnowBe4 answers in snake_case: no camelCase aliases for these records.
-for _model in (KsatUser, KsatGroup):
-    _model.model_config = {**_model.model_config, "alias_generator": None}
-    _model.model_rebuild(force=True)
-
-
 class BearerKeyAuth(AuthBase):
     """``Authorization: Bearer <Reporting API key>``; the key is registered with the log masker."""
 
     def __init__(self, api_key: str) -> None:
         self._api_key = api_key
-        _mask(api_key)
+        mask(api_key)
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = f"Bearer {self._api_key}"
@@ -75,20 +69,11 @@ class BearerKeyAuth(AuthBase):
 
 
 def normalize_knowbe4_url(value: str | None) -> str:
-    raw = (value or "").strip()
-    if not raw:
-        raise Code42ConfigError("KnowBe4 Base URL is empty: e.g. https://us.api.knowbe4.com")
-    parts = urlsplit(raw if "://" in raw else f"https://{raw}")
-    host = (parts.hostname or "").lower()
-    loopback = is_loopback(host)
-    if parts.scheme not in ("http", "https") or not host:
-        raise Code42ConfigError(f"KnowBe4 Base URL {raw!r} is not an http(s) URL")
-    if parts.scheme == "http" and not loopback:
-        raise Code42ConfigError(f"KnowBe4 Base URL {raw!r} uses plain http; https is required (http only for loopback)")
-    if not loopback and host not in KNOWBE4_API_HOSTS:
-        raise Code42ConfigError(f"KnowBe4 Base URL {raw!r} is not a KnowBe4 Reporting API host; expected "
-                                f"https://<region>.api.knowbe4.com with region one of {', '.join(KNOWBE4_REGIONS)}")
-    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    """``scheme://host[:port]`` of a KnowBe4 Reporting API host (or loopback, for the sandbox)."""
+    return normalize_base_url(value, api="KnowBe4", hosts=KNOWBE4_API_HOSTS, example="https://us.api.knowbe4.com",
+                              expected="a KnowBe4 Reporting API host; expected https://<region>.api.knowbe4.com "
+                                       f"with region one of {', '.join(KNOWBE4_REGIONS)}",
+                              error=KnowBe4ConfigError)
 
 
 class KnowBe4Hook(JsonApiHook):
@@ -99,6 +84,7 @@ class KnowBe4Hook(JsonApiHook):
     conn_type = "knowbe4"
     hook_name = "KnowBe4 Reporting API"
     api_name = "KnowBe4"
+    errors = KNOWBE4_ERRORS
     default_rate_limit_per_minute = 180.0  # "a few requests per second"
 
     USERS_PAGE_SIZE = 500
@@ -111,7 +97,7 @@ class KnowBe4Hook(JsonApiHook):
     def checked_base_url(self) -> str:
         base_url = normalize_knowbe4_url(self.connection.host)
         if not self.connection.password:
-            raise Code42ConfigError(f"connection {self.knowbe4_conn_id!r}: the API Key (password) is required")
+            raise KnowBe4ConfigError(f"connection {self.knowbe4_conn_id!r}: the API Key (password) is required")
         return base_url
 
     def configure_auth(self, session: requests.Session) -> None:
@@ -123,29 +109,27 @@ class KnowBe4Hook(JsonApiHook):
             raise ValueError(f"iter_users: status must be active, archived or None, got {status!r}")
         endpoint, size = "/v1/users", self.USERS_PAGE_SIZE
         params = {"per_page": size, **({"status": status} if status else {})}
-        yield from self._paged(KsatUser, endpoint, size, items_key=None, first_page=1,
-                               request=lambda page: self._request_json("GET", endpoint, page=page,
-                                                                       params={**params, "page": page}))
+        yield from PageUntilShort(size).records(JsonListing(self, KsatUser, endpoint, lambda page: self._request_json(
+            "GET", endpoint, page=page, params={**params, "page": page})))
 
     def iter_groups(self) -> Iterator[KsatGroup]:
         """Every group, page by page like the users (a single request would stop at the first 100)."""
         endpoint, size = "/v1/groups", self.GROUPS_PAGE_SIZE
-        yield from self._paged(KsatGroup, endpoint, size, items_key=None, first_page=1,
-                               request=lambda page: self._request_json("GET", endpoint, page=page,
-                                                                       params={"page": page, "per_page": size}))
+        yield from PageUntilShort(size).records(JsonListing(self, KsatGroup, endpoint, lambda page: self._request_json(
+            "GET", endpoint, page=page, params={"page": page, "per_page": size})))
 
     def account(self) -> dict:
         """``GET /v1/account``: the account, with ``number_of_seats``."""
         body = self._request_json("GET", "/v1/account")
         if not isinstance(body, dict) or not isinstance(body.get("number_of_seats"), int):
-            raise Code42PayloadError("/v1/account", None, "no integer number_of_seats", api=self.api_name)
+            raise KnowBe4PayloadError("/v1/account", None, "no integer number_of_seats", api=self.api_name)
         return body
 
     def test_connection(self) -> tuple[bool, str]:
         try:
             users = list(self._records(KsatUser, self._request_json(
                 "GET", "/v1/users", params={"page": 1, "per_page": 1}), "/v1/users", 1))
-        except Code42ConfigError as exc:
+        except KnowBe4ConfigError as exc:
             return False, f"Invalid KnowBe4 Base URL: {exc}"
         except Exception as exc:  # noqa: BLE001 - the form shows the reason
             return False, f"KnowBe4 Reporting API refused or unreachable: {exc}"

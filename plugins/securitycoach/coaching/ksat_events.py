@@ -244,8 +244,7 @@ def push_events(engine: Engine, tenant_id: str, campaigns: CampaignFile, hook, *
     """Plan, then push, resolve and delete as the module says. ``hook``: a ``KnowBe4EventsHook`` (its
     ``gate`` is set here to the quota). ``after_post`` runs between a POST and its record (tests crash
     the worker there)."""
-    from code42_hook.errors import Code42ApiError, Code42Error, OutcomeUnknown
-    from knowbe4_hook.events import EventsRateLimited
+    from knowbe4_hook.errors import EventsRateLimited, KnowBe4ApiError, KnowBe4Error, OutcomeUnknown
 
     result = EventsResult(quota=daily_quota)
     settings = campaigns.ksat_events
@@ -318,7 +317,7 @@ def push_events(engine: Engine, tenant_id: str, campaigns: CampaignFile, hook, *
             except (QuotaExhausted, EventsRateLimited):
                 _set(engine, row, ("sending",), status="pending", attempts=row.attempts, claimed_at=row.claimed_at)
                 raise
-            except Code42ApiError as exc:
+            except KnowBe4ApiError as exc:
                 if exc.status in (401, 403):
                     _set(engine, row, ("sending",), status="pending", attempts=row.attempts,
                          claimed_at=row.claimed_at)
@@ -336,13 +335,13 @@ def push_events(engine: Engine, tenant_id: str, campaigns: CampaignFile, hook, *
     except EventsRateLimited as exc:
         quota.note_429()
         stop(str(exc))
-    except Code42ApiError as exc:
+    except KnowBe4ApiError as exc:
         if exc.status not in (401, 403):
             raise
         result.refused = (f"connection {getattr(hook, 'knowbe4_events_conn_id', '?')!r}: the KnowBe4 User Event "
                           f"API refused the API key ({exc})")
         stop(result.refused)
-    except Code42Error as exc:
+    except KnowBe4Error as exc:
         stop(f"KnowBe4 User Event API: {exc}")
         result.refused = result.stopped
     result.deferred = len(rows("pending"))
