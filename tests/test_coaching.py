@@ -290,7 +290,7 @@ def test_webhook_5xx_is_retried_and_4xx_is_reported(coaching):
     assert len(later) == 1 and later[0].reason == "webhook answered HTTP 503"
     assert as_utc(later[0].due_at) == s.now + timedelta(minutes=5)
     assert len(s.sandbox.sinks()["webhook"]) == 1
-    assert "sandbox-webhook-token" not in " ".join(second.failures + [later[0].reason])
+    assert "sandbox-webhook-token" not in " ".join([*second.failures, later[0].reason])
 
 
 CRASH = textwrap.dedent("""

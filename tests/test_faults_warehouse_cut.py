@@ -69,7 +69,7 @@ def test_warehouse_connection_cut_mid_load_fails_cleanly_and_a_rerun_is_clean(po
         run_hours(proxied, hook, sb, ends[:CUT_RUN], batch_size=BATCH)
         before = table_digests(proxied)
         seen = arm(proxied, prefix, nth, lambda: proxy.cut_after(64))  # half of the statement gets through
-        with pytest.raises(sa.exc.OperationalError, match="closed|terminat|EOF|connection"):
+        with pytest.raises(sa.exc.OperationalError, match=r"closed|terminat|EOF|connection"):
             run_hours(proxied, hook, sb, ends[:CUT_RUN + 1], first=CUT_RUN, batch_size=BATCH)
         assert len(seen) == nth and proxy.cuts >= 1
 

@@ -153,7 +153,8 @@ def test_tenant_filter_and_pipeline_health(hostile, tmp_path):
     assert re.search(r'id="kpi-tips">0<', raw)
     health = {r[0]: r[1] for r in page.tables["pipeline-health"]}
     assert health["last successful interval"] == "2026-03-01 22:00 to 2026-03-01 23:00 UTC (code42_sync)"
-    assert health["lag (now − end of that interval)"] == "13 h 0 min"  # NOW is 03-02 12:00
+    # NOW is 03-02 12:00; the label's minus sign is the report's &minus;
+    assert health["lag (now − end of that interval)"] == "13 h 0 min"  # noqa: RUF001
     # runs ending in the period: A's two (not the December one, not tenant B's)
     assert health["sync runs ending in the period"] == "2"
     assert (health["retries"], health["HTTP 429 (rate limited)"], health["API requests"]) == ("4", "6", "17")
@@ -226,7 +227,7 @@ def test_period_validation(hostile):
     assert resolve_period(hostile, A, "2026-01-10") == Period(ts("2026-01-10").date(), ts("2026-03-01").date())
     assert resolve_period(hostile, "no-such-tenant", today=NOW.date()) == Period(
         ts("2026-02-01").date(), ts("2026-03-02").date())
-    with pytest.raises(ReportError, match="ends .* before it starts"):
+    with pytest.raises(ReportError, match=r"ends .* before it starts"):
         resolve_period(hostile, A, "2026-02-01", "2026-01-01")
     with pytest.raises(ReportError, match="not a date"):
         resolve_period(hostile, A, "01/02/2026")

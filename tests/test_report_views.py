@@ -286,7 +286,7 @@ def test_risk_overview(dataset):
     found = rows(dataset, "rpt_risk_overview", cols, A)
     assert [r[2] for r in found] == ["a2", "a1", "a3", "a4", "a5"]  # by score: ~11.1, ~1.56, ~0.63, ~0.29, 0
     assert [r[0] for r in found] == [1, 2, 3, 4, 5]
-    for rank, as_of, actor, _name, _user, score, *_ in found:
+    for _rank, as_of, actor, _name, _user, score, *_ in found:
         assert as_of == "2026-03-01"
         assert score == pytest.approx(expected[actor], rel=1e-6), actor
     by_actor = {r[2]: r for r in found}

@@ -109,7 +109,7 @@ def test_sessions_iter_get_page_details_and_events(client, sandbox):
     # has_alerts: "Only include items that have a matching alert status. Defaults to True" (the SDK)
     alerted = list(client.sessions.v1.iter_all(start_time=start, end_time=end))
     quiet = list(client.sessions.v1.iter_all(start_time=start, end_time=end, has_alerts=False))
-    assert 50 < len(alerted) and quiet and all(s.triggered_alerts for s in alerted)
+    assert len(alerted) > 50 and quiet and all(s.triggered_alerts for s in alerted)
     assert not any(s.triggered_alerts for s in quiet)
     # sort_key "Defaults to end time", sort_dir "Defaults to desc" (the SDK's get_page docstring)
     assert [s.end_time for s in alerted] == sorted((s.end_time for s in alerted), reverse=True)

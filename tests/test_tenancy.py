@@ -61,7 +61,7 @@ def test_a_wrong_or_missing_confirmation_changes_nothing(two_tenants):
     engine, first, _ = two_tenants
     everything = table_digests(engine)
     for confirm in (None, "", "wrong", first.upper(), f" {first}"):
-        with pytest.raises(DeletionRefused, match="does not repeat the tenant id .* nothing was deleted"):
+        with pytest.raises(DeletionRefused, match=r"does not repeat the tenant id .* nothing was deleted"):
             delete_tenant(engine, first, confirm=confirm, deleted_by="alice")
     with pytest.raises(DeletionRefused, match="holds no rows of tenant 'nobody'"):
         delete_tenant(engine, "nobody", confirm="nobody", deleted_by="alice")

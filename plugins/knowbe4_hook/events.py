@@ -145,27 +145,7 @@ class KnowBe4EventsHook(JsonApiHook):
                     raise OutcomeUnknown(f"{self.api_name} {method} {endpoint}: no answer "
                                          f"({exc.__class__.__name__}); it may have been processed") from None
                 raise
-            status = response.status_code
-            if status == 429:
-                self.stats.add(n_429=1)
-                wait = _seconds(response.headers.get("Retry-After"))
-                if wait is None or wait > self.events_settings.max_retry_wait:
-                    raise EventsRateLimited(f"{method} {endpoint}", wait)
-                raise RetryableStatus(429, wait)  # not processed: safe to send again after the wait
-            if status >= 500:
-                self.stats.add(n_5xx=1)
-                if creates:
-                    raise OutcomeUnknown(f"{self.api_name} {method} {endpoint}: HTTP {status}; it may have been "
-                                         "processed")
-                raise RetryableStatus(status, None)
-            if status >= 400:
-                raise KnowBe4ApiError(method, endpoint, status, error_text(response), api=self.api_name)
-            if not response.content:
-                return None
-            try:
-                return response.json()
-            except ValueError:
-                raise KnowBe4PayloadError(endpoint, None, "body is not valid JSON", api=self.api_name) from None
+            return self._answer(response, method, endpoint, creates)
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(retries + 1), wait=wait_retry_after_or_backoff(self.settings.retry_backoff),
@@ -181,6 +161,31 @@ class KnowBe4EventsHook(JsonApiHook):
         except requests.RequestException as exc:
             raise KnowBe4ApiError(method, endpoint, None, f"unreachable ({exc.__class__.__name__}) after {retries} "
                                   "retries", api=self.api_name) from None
+
+    def _answer(self, response: requests.Response, method: str, endpoint: str, creates: bool) -> Any:
+        """An answer's JSON body (None if empty), or what its status means: a 429 to wait for (or
+        too long to wait), a 5xx to retry (unless a create may have been processed), a refusal."""
+        status = response.status_code
+        if status == 429:
+            self.stats.add(n_429=1)
+            wait = _seconds(response.headers.get("Retry-After"))
+            if wait is None or wait > self.events_settings.max_retry_wait:
+                raise EventsRateLimited(f"{method} {endpoint}", wait)
+            raise RetryableStatus(429, wait)  # not processed: safe to send again after the wait
+        if status >= 500:
+            self.stats.add(n_5xx=1)
+            if creates:
+                raise OutcomeUnknown(f"{self.api_name} {method} {endpoint}: HTTP {status}; it may have been "
+                                     "processed")
+            raise RetryableStatus(status, None)
+        if status >= 400:
+            raise KnowBe4ApiError(method, endpoint, status, error_text(response), api=self.api_name)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise KnowBe4PayloadError(endpoint, None, "body is not valid JSON", api=self.api_name) from None
 
     def _data(self, body: Any, endpoint: str) -> Any:
         return self._field(body, "data", endpoint, None)

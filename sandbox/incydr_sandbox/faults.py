@@ -6,6 +6,7 @@ required key) are applied where list pages are rendered (``page_response``). Hos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -84,10 +85,8 @@ def _hostile_sender(send: Send) -> Send:
             return
         body, headers = b"".join(chunks), list(start.get("headers", []))
         if start.get("status") == 200 and b"json" in dict(headers).get(b"content-type", b""):
-            try:
+            with contextlib.suppress(ValueError):  # a truncated page (malformed_every) stays truncated
                 body = json.dumps(make_hostile(json.loads(body))).encode()
-            except ValueError:
-                pass  # a truncated page (malformed_every) stays truncated
             headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(body)).encode()))
         await send({**start, "headers": headers})

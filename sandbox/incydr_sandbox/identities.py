@@ -311,7 +311,7 @@ def assign_kinds(seed: int, count: int) -> list[str]:
     r = rng(seed, "kinds")
     r.shuffle(others)
     table = tuple((k, w) for k, (_, w) in KINDS.items())
-    kinds = ["exact"] + others[: max(count - 1, 0)]
+    kinds = ["exact", *others[:max(count - 1, 0)]]
     kinds += [weighted(r, table) for _ in range(count - len(kinds))]
     tail = kinds[1:]
     r.shuffle(tail)

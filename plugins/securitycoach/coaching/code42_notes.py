@@ -53,20 +53,9 @@ def write_notes(engine: Engine, tenant_id: str, code42, *, conn_id: str = "code4
                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), lease: timedelta = LEASE,
                 after_post: Callable[[Any], None] | None = None) -> NotesResult:
     """Note every sent, not yet noted delivery of the tenant on its Code42 session, once."""
-    from code42_hook.errors import Code42ApiError, Code42Error, OutcomeUnknown
+    from code42_hook.errors import Code42ApiError, Code42Error
 
     dl, result = t.delivery.c, NotesResult()
-
-    def key(row):
-        return sa.and_(dl.tenant_id == row.tenant_id, dl.campaign == row.campaign, dl.rule_key == row.rule_key,
-                       dl.subject_type == row.subject_type, dl.subject_id == row.subject_id)
-
-    def set_(row, only_from, **values) -> int:
-        where = sa.or_(dl.note_status.is_(None), dl.note_status.in_([s for s in only_from if s])) \
-            if None in only_from else dl.note_status.in_(only_from)
-        with engine.begin() as conn:
-            return conn.execute(t.delivery.update().where(key(row), where).values(**values)).rowcount
-
     now = clock()
     with engine.connect() as conn:
         todo = conn.execute(sa.select(t.delivery).where(
@@ -77,36 +66,9 @@ def write_notes(engine: Engine, tenant_id: str, code42, *, conn_id: str = "code4
         sessions = {r.idempotency_key: _session_of(conn, r) for r in todo}
     try:
         for row in todo:
-            session_id = sessions[row.idempotency_key]
-            if session_id is None:
-                set_(row, (None,), note_status="no_session", note_at=clock())
-                result.add("no_session")
-                continue
-            text = note_text(row.campaign, row.sent_at, row.idempotency_key)
-            if row.note_status in ("sending", "in_doubt"):  # did the note arrive? look before writing again
-                notes = code42.get_session(session_id).notes or []
-                if any(row.idempotency_key in str(n.get("content", "")) for n in notes):
-                    set_(row, ("sending", "in_doubt"), note_status="noted", note_at=clock())
-                    result.add("resolved_noted")
-                    continue
-            if not set_(row, (None, "sending", "in_doubt"), note_status="sending", note_at=clock()):
-                continue
-            try:
-                code42.add_session_note(session_id, text)
-            except OutcomeUnknown:
-                set_(row, ("sending",), note_status="in_doubt")
-                result.add("in_doubt")
-                continue
-            except Code42ApiError as exc:
-                set_(row, ("sending",), note_status=row.note_status, note_at=row.note_at)
-                if exc.status in (401, 403):
-                    raise
-                result.add("retry_later")
-                continue
-            if after_post is not None:
-                after_post(row)
-            set_(row, ("sending",), note_status="noted", note_at=clock())
-            result.add("noted")
+            outcome = _note_one(engine, row, sessions[row.idempotency_key], code42, clock, after_post)
+            if outcome is not None:
+                result.add(outcome)
     except Code42ApiError as exc:
         result.refused = (f"connection {conn_id!r}: Code42 refused the session note ({exc}); the write-back "
                           "needs the API client's \"Alerts and Sessions\" update permission (code42_notes)")
@@ -116,3 +78,46 @@ def write_notes(engine: Engine, tenant_id: str, code42, *, conn_id: str = "code4
         log.error("%s", result.refused)
     log.info("Code42 notes of tenant %s: %s", tenant_id, result.outcomes)
     return result
+
+
+def _set_note(engine: Engine, row, only_from: tuple, **values) -> int:
+    """Move ``row``'s note state to ``values`` if it is still one of ``only_from`` (None: no note yet)."""
+    dl = t.delivery.c
+    key = sa.and_(dl.tenant_id == row.tenant_id, dl.campaign == row.campaign, dl.rule_key == row.rule_key,
+                  dl.subject_type == row.subject_type, dl.subject_id == row.subject_id)
+    where = sa.or_(dl.note_status.is_(None), dl.note_status.in_([s for s in only_from if s])) \
+        if None in only_from else dl.note_status.in_(only_from)
+    with engine.begin() as conn:
+        return conn.execute(t.delivery.update().where(key, where).values(**values)).rowcount
+
+
+def _note_one(engine: Engine, row, session_id: str | None, code42, clock: Callable[[], datetime],
+              after_post: Callable[[Any], None] | None) -> str | None:
+    """Write one delivery's note (claim, look first if in doubt, post, record): its outcome, or None
+    when another worker holds it. A refusal (401/403) is raised: no other note would pass either."""
+    from code42_hook.errors import Code42ApiError, OutcomeUnknown
+
+    if session_id is None:
+        _set_note(engine, row, (None,), note_status="no_session", note_at=clock())
+        return "no_session"
+    if row.note_status in ("sending", "in_doubt"):  # did the note arrive? look before writing again
+        notes = code42.get_session(session_id).notes or []
+        if any(row.idempotency_key in str(n.get("content", "")) for n in notes):
+            _set_note(engine, row, ("sending", "in_doubt"), note_status="noted", note_at=clock())
+            return "resolved_noted"
+    if not _set_note(engine, row, (None, "sending", "in_doubt"), note_status="sending", note_at=clock()):
+        return None
+    try:
+        code42.add_session_note(session_id, note_text(row.campaign, row.sent_at, row.idempotency_key))
+    except OutcomeUnknown:
+        _set_note(engine, row, ("sending",), note_status="in_doubt")
+        return "in_doubt"
+    except Code42ApiError as exc:
+        _set_note(engine, row, ("sending",), note_status=row.note_status, note_at=row.note_at)
+        if exc.status in (401, 403):
+            raise
+        return "retry_later"
+    if after_post is not None:
+        after_post(row)
+    _set_note(engine, row, ("sending",), note_status="noted", note_at=clock())
+    return "noted"

@@ -244,24 +244,17 @@ def push_events(engine: Engine, tenant_id: str, campaigns: CampaignFile, hook, *
     """Plan, then push, resolve and delete as the module says. ``hook``: a ``KnowBe4EventsHook`` (its
     ``gate`` is set here to the quota). ``after_post`` runs between a POST and its record (tests crash
     the worker there)."""
-    from knowbe4_hook.errors import EventsRateLimited, KnowBe4ApiError, KnowBe4Error, OutcomeUnknown
+    from knowbe4_hook.errors import EventsRateLimited, KnowBe4ApiError, KnowBe4Error
 
     result = EventsResult(quota=daily_quota)
     settings = campaigns.ksat_events
     if not settings.enabled:
         result.stopped = "ksat_events.enabled is false"
         return result
+
     result.planned = plan_events(engine, tenant_id, campaigns, now=now or clock())
     quota = Quota(engine, hook.key_id, daily_quota, clock)
     hook.gate = quota.take
-    k = t.ksat_event.c
-
-    def rows(*statuses: str, older_than: datetime | None = None):
-        with engine.connect() as conn:
-            query = sa.select(t.ksat_event).where(k.tenant_id == tenant_id, k.status.in_(statuses))
-            if older_than is not None:
-                query = query.where(sa.or_(k.status != "sending", k.claimed_at < older_than))
-            return conn.execute(query.order_by(k.occurred_at, k.external_id)).all()
 
     def stop(why: str) -> None:
         result.stopped = why
@@ -270,66 +263,17 @@ def push_events(engine: Engine, tenant_id: str, campaigns: CampaignFile, hook, *
     try:
         ensure_event_type(engine, hook, settings.event_type, settings.event_type_description, clock())
         # 2. rows in doubt: find them by external_id before anything may be sent again
-        for row in rows(*IN_DOUBT, older_than=clock() - lease):
-            found = hook.find_events(row.external_id)
-            if found:
-                _set(engine, row, IN_DOUBT, status="pushed", event_id=str(found[0]["id"]), pushed_at=clock(),
-                     reason="found by external_id after an unrecorded POST")
-                result.add("resolved_pushed")
-            else:
-                _set(engine, row, IN_DOUBT, status="pending", reason="not found by external_id: to be sent")
-                result.add("resolved_pending")
+        for row in _rows(engine, tenant_id, *IN_DOUBT, older_than=clock() - lease):
+            result.add(_resolve(engine, row, hook, clock))
         # 3. pushed, then cleared by triage: delete the event (a pending one is withdrawn, no call)
-        candidates = rows("pending", "pushed", "deleting")
-        states = {}
-        with engine.connect() as conn:
-            states = subject_states(conn, tenant_id, campaigns.triage,
-                                    [(r.subject_type, r.subject_id) for r in candidates])
-        for row in candidates:
-            cleared = states.get((row.subject_type, row.subject_id))
-            if cleared is None or not cleared.cleared:
-                continue
-            if row.status == "pending":
-                _set(engine, row, ("pending",), status="withdrawn", reason=f"{cleared.cleared}: not pushed")
-                result.add("withdrawn")
-                continue
-            _set(engine, row, ("pushed", "deleting"), status="deleting", claimed_at=clock())
-            event_id = row.event_id
-            if not event_id:
-                found = hook.find_events(row.external_id)
-                event_id = str(found[0]["id"]) if found else None
-            gone = hook.delete_event(event_id) if event_id else False
-            _set(engine, row, ("deleting",), status="deleted", deleted_at=clock(), event_id=event_id,
-                 reason=f"{cleared.cleared}: event deleted" + ("" if gone else " (KnowBe4 had no such event)"))
-            result.add("deleted")
+        _withdraw_cleared(engine, tenant_id, campaigns, hook, clock, result)
         # 4. push
-        for row in rows("pending"):
-            claimed = _set(engine, row, ("pending",), status="sending", claimed_at=clock(),
-                           attempts=row.attempts + 1, key_id=hook.key_id)
-            if not claimed:
-                continue
-            try:
-                request_id = hook.create_event(_body(row, campaigns))
-            except OutcomeUnknown as exc:
-                _set(engine, row, ("sending",), status="in_doubt", reason=str(exc)[:1000])
-                result.add("in_doubt")
-                continue
-            except (QuotaExhausted, EventsRateLimited):
-                _set(engine, row, ("sending",), status="pending", attempts=row.attempts, claimed_at=row.claimed_at)
-                raise
-            except KnowBe4ApiError as exc:
-                if exc.status in (401, 403):
-                    _set(engine, row, ("sending",), status="pending", attempts=row.attempts,
-                         claimed_at=row.claimed_at)
-                    raise
-                _set(engine, row, ("sending",), status="failed", reason=str(exc)[:1000])
-                result.failures.append(f"{row.external_id}: {exc}")
-                result.add("failed")
-                continue
-            if after_post is not None:
-                after_post(row)
-            _set(engine, row, ("sending",), status="pushed", request_id=request_id, pushed_at=clock(), reason=None)
-            result.add("pushed")
+        for row in _rows(engine, tenant_id, "pending"):
+            outcome = _push(engine, row, hook, campaigns, clock, after_post)
+            if outcome == "failed":
+                result.failures.append(f"{row.external_id}: {_last_reason(engine, row)}")
+            if outcome is not None:
+                result.add(outcome)
     except QuotaExhausted as exc:
         stop(str(exc))
     except EventsRateLimited as exc:
@@ -344,9 +288,93 @@ def push_events(engine: Engine, tenant_id: str, campaigns: CampaignFile, hook, *
     except KnowBe4Error as exc:
         stop(f"KnowBe4 User Event API: {exc}")
         result.refused = result.stopped
-    result.deferred = len(rows("pending"))
+    result.deferred = len(_rows(engine, tenant_id, "pending"))
     result.calls = quota.calls
     result.quota_used, result.quota = quota.used()
     log.info("KSAT events of tenant %s: planned %s, %s, %d deferred, quota %d/%d used today", tenant_id,
              result.planned, result.outcomes, result.deferred, result.quota_used, result.quota)
     return result
+
+
+def _rows(engine: Engine, tenant_id: str, *statuses: str, older_than: datetime | None = None) -> list:
+    """The tenant's events in ``statuses`` (a ``sending`` one only if claimed before ``older_than``)."""
+    k = t.ksat_event.c
+    with engine.connect() as conn:
+        query = sa.select(t.ksat_event).where(k.tenant_id == tenant_id, k.status.in_(statuses))
+        if older_than is not None:
+            query = query.where(sa.or_(k.status != "sending", k.claimed_at < older_than))
+        return conn.execute(query.order_by(k.occurred_at, k.external_id)).all()
+
+
+def _withdraw_cleared(engine: Engine, tenant_id: str, campaigns: CampaignFile, hook,
+                      clock: Callable[[], datetime], result: EventsResult) -> None:
+    """Every event (pending or pushed) whose subject Code42 triage has cleared since."""
+    candidates = _rows(engine, tenant_id, "pending", "pushed", "deleting")
+    with engine.connect() as conn:
+        states = subject_states(conn, tenant_id, campaigns.triage, [(r.subject_type, r.subject_id) for r in candidates])
+    for row in candidates:
+        state = states.get((row.subject_type, row.subject_id))
+        if state is not None and state.cleared:
+            result.add(_withdraw(engine, row, state.cleared, hook, clock))
+
+
+def _resolve(engine: Engine, row, hook, clock: Callable[[], datetime]) -> str:
+    """A row in doubt: pushed if KnowBe4 has its external_id, else pending again."""
+    found = hook.find_events(row.external_id)
+    if found:
+        _set(engine, row, IN_DOUBT, status="pushed", event_id=str(found[0]["id"]), pushed_at=clock(),
+             reason="found by external_id after an unrecorded POST")
+        return "resolved_pushed"
+    _set(engine, row, IN_DOUBT, status="pending", reason="not found by external_id: to be sent")
+    return "resolved_pending"
+
+
+def _withdraw(engine: Engine, row, cleared: str, hook, clock: Callable[[], datetime]) -> str:
+    """A detection triage cleared: never pushed if pending, else its event deleted at KnowBe4."""
+    if row.status == "pending":
+        _set(engine, row, ("pending",), status="withdrawn", reason=f"{cleared}: not pushed")
+        return "withdrawn"
+    _set(engine, row, ("pushed", "deleting"), status="deleting", claimed_at=clock())
+    event_id = row.event_id
+    if not event_id:
+        found = hook.find_events(row.external_id)
+        event_id = str(found[0]["id"]) if found else None
+    gone = hook.delete_event(event_id) if event_id else False
+    _set(engine, row, ("deleting",), status="deleted", deleted_at=clock(), event_id=event_id,
+         reason=f"{cleared}: event deleted" + ("" if gone else " (KnowBe4 had no such event)"))
+    return "deleted"
+
+
+def _push(engine: Engine, row, hook, campaigns: CampaignFile, clock: Callable[[], datetime],
+          after_post: Callable[[Any], None] | None) -> str | None:
+    """Claim, POST and record one pending event: its outcome, or None when another worker has it.
+    The quota, a long 429 and a refused key are raised (the row is as it was): nothing more goes."""
+    from knowbe4_hook.errors import EventsRateLimited, KnowBe4ApiError, OutcomeUnknown
+
+    if not _set(engine, row, ("pending",), status="sending", claimed_at=clock(), attempts=row.attempts + 1,
+                key_id=hook.key_id):
+        return None
+    try:
+        request_id = hook.create_event(_body(row, campaigns))
+    except OutcomeUnknown as exc:
+        _set(engine, row, ("sending",), status="in_doubt", reason=str(exc)[:1000])
+        return "in_doubt"
+    except (QuotaExhausted, EventsRateLimited):
+        _set(engine, row, ("sending",), status="pending", attempts=row.attempts, claimed_at=row.claimed_at)
+        raise
+    except KnowBe4ApiError as exc:
+        if exc.status in (401, 403):
+            _set(engine, row, ("sending",), status="pending", attempts=row.attempts, claimed_at=row.claimed_at)
+            raise
+        _set(engine, row, ("sending",), status="failed", reason=str(exc)[:1000])
+        return "failed"
+    if after_post is not None:
+        after_post(row)
+    _set(engine, row, ("sending",), status="pushed", request_id=request_id, pushed_at=clock(), reason=None)
+    return "pushed"
+
+
+def _last_reason(engine: Engine, row) -> str:
+    k = t.ksat_event.c
+    with engine.connect() as conn:
+        return conn.execute(sa.select(k.reason).where(k.external_id == row.external_id)).scalar_one() or ""

@@ -295,17 +295,7 @@ def send_due(engine: Engine, tenant_id: str, campaigns: CampaignFile, senders: d
     """
     dl = t.delivery.c
     result = SendResult()
-    now = clock()
-    with engine.begin() as conn:
-        doubtful = conn.execute(
-            t.delivery.update()
-            .where(dl.tenant_id == tenant_id, dl.status == "sending", dl.claimed_at < now - lease)
-            .values(status="in_doubt", reason="the worker stopped between claiming and recording this tip; "
-                                              "not resent (it may have been delivered)")
-        ).rowcount
-    if doubtful:
-        log.error("%d deliveries of tenant %s were in flight when a worker stopped: marked in_doubt, not resent",
-                  doubtful, tenant_id)
+    _mark_in_doubt(engine, tenant_id, clock() - lease)
     by_name = campaigns.by_name()
     watchlists = watchlists or {}
     for name, gate in watchlists.items():
@@ -317,29 +307,14 @@ def send_due(engine: Engine, tenant_id: str, campaigns: CampaignFile, senders: d
         handled += 1
         now = clock()
         with engine.begin() as conn:
-            due = sa.select(t.delivery).where(dl.tenant_id == tenant_id, dl.status == "pending", dl.due_at <= now)
-            if result.channel_errors or result.blocked:
-                due = due.where(dl.campaign.notin_([*result.channel_errors, *result.blocked]))
-            row = conn.execute(
-                due
-                .order_by(dl.due_at, dl.campaign, dl.rule_key, dl.subject_type, dl.subject_id).limit(1)
-            ).first()
+            row = _next_due(conn, tenant_id, now, skip=[*result.channel_errors, *result.blocked])
             if row is None:
                 break
-            campaign = by_name.get(row.campaign)
-            if campaign is not None:
-                state = subject_states(conn, tenant_id, campaigns.triage, [(row.subject_type, row.subject_id)])
-                code42 = hold(campaign, state.get((row.subject_type, row.subject_id)), row.actor_id,
-                              watchlists.get(row.campaign))
-                if code42 is not None:
-                    conn.execute(t.delivery.update().where(_key(row), dl.status == "pending")
-                                 .values(status=code42[0], reason=f"{code42[1]} (checked just before sending)"))
-                    result.add(row.campaign, code42[0], row.rule_key)
-                    continue
-            hold_reason = _hold_reason(conn, row, campaign, now)
-            if hold_reason:
-                conn.execute(t.delivery.update().where(_key(row)).values(status="suppressed", reason=hold_reason))
-                result.add(row.campaign, "suppressed", row.rule_key)
+            held = _held(conn, tenant_id, row, by_name.get(row.campaign), campaigns, watchlists, now)
+            if held is not None:
+                conn.execute(t.delivery.update().where(_key(row), dl.status == "pending")
+                             .values(status=held[0], reason=held[1]))
+                result.add(row.campaign, held[0], row.rule_key)
                 continue
             claimed = conn.execute(
                 t.delivery.update().where(_key(row), dl.status == "pending")
@@ -351,34 +326,71 @@ def send_due(engine: Engine, tenant_id: str, campaigns: CampaignFile, senders: d
         try:
             senders[row.campaign].send(tip)
         except DeliveryError as exc:
-            attempts = row.attempts + 1
-            if exc.channel_down:  # not this tip's fault: as it was, for the next run
-                values = {"status": "pending", "attempts": row.attempts, "claimed_at": row.claimed_at}
-                result.channel_errors[row.campaign] = str(exc)
-                log.error("campaign %s sends nothing more this run: %s", row.campaign, exc)
-                outcome = "channel_down"
-            elif exc.outcome is not None:
-                values, outcome = {"status": exc.outcome, "reason": str(exc)[:1000]}, exc.outcome
-            else:
-                final = exc.permanent or attempts >= max_attempts
-                values = {"status": "failed" if final else "pending", "reason": str(exc)[:1000]}
-                if not final:
-                    values["due_at"] = clock() + retry_delay * attempts
-                else:
-                    result.failures.append(f"{row.campaign} -> {row.recipient}: {exc} (attempt {attempts})")
-                outcome = values["status"] if final else "retry_later"
-            with engine.begin() as conn:
-                conn.execute(t.delivery.update().where(_key(row), dl.status == "sending").values(**values))
-            result.add(row.campaign, outcome, row.rule_key)
-            continue
-        if after_send is not None:
-            after_send(tip)
+            values, outcome = _after_failure(row, exc, result, clock, retry_delay, max_attempts)
+        else:
+            if after_send is not None:
+                after_send(tip)
+            values, outcome = {"status": "sent", "sent_at": clock(), "reason": None}, "sent"
         with engine.begin() as conn:
-            conn.execute(t.delivery.update().where(_key(row), dl.status == "sending")
-                         .values(status="sent", sent_at=clock(), reason=None))
-        result.add(row.campaign, "sent", row.rule_key)
+            conn.execute(t.delivery.update().where(_key(row), dl.status == "sending").values(**values))
+        result.add(row.campaign, outcome, row.rule_key)
     log.info("deliveries for tenant %s: %s", tenant_id, result.by_status)
     return result
+
+
+def _mark_in_doubt(engine: Engine, tenant_id: str, claimed_before: datetime) -> None:
+    """Rows still ``sending`` after the lease: their worker stopped between claim and record."""
+    dl = t.delivery.c
+    with engine.begin() as conn:
+        doubtful = conn.execute(
+            t.delivery.update()
+            .where(dl.tenant_id == tenant_id, dl.status == "sending", dl.claimed_at < claimed_before)
+            .values(status="in_doubt", reason="the worker stopped between claiming and recording this tip; "
+                                              "not resent (it may have been delivered)")
+        ).rowcount
+    if doubtful:
+        log.error("%d deliveries of tenant %s were in flight when a worker stopped: marked in_doubt, not resent",
+                  doubtful, tenant_id)
+
+
+def _next_due(conn, tenant_id: str, now: datetime, skip: list[str]):
+    """The tenant's next pending row due by ``now``, of a campaign not in ``skip``; or None."""
+    dl = t.delivery.c
+    due = sa.select(t.delivery).where(dl.tenant_id == tenant_id, dl.status == "pending", dl.due_at <= now)
+    if skip:
+        due = due.where(dl.campaign.notin_(skip))
+    return conn.execute(due.order_by(dl.due_at, dl.campaign, dl.rule_key, dl.subject_type, dl.subject_id)
+                        .limit(1)).first()
+
+
+def _held(conn, tenant_id: str, row, campaign: Campaign | None, campaigns: CampaignFile,
+          watchlists: dict[str, WatchlistGate], now: datetime) -> tuple[str, str] | None:
+    """(final status, reason) when this tip must not go now: Code42's word on its subject (checked
+    again just before sending), then the campaign and its delivery limits; else None."""
+    if campaign is not None:
+        state = subject_states(conn, tenant_id, campaigns.triage, [(row.subject_type, row.subject_id)])
+        code42 = hold(campaign, state.get((row.subject_type, row.subject_id)), row.actor_id,
+                      watchlists.get(row.campaign))
+        if code42 is not None:
+            return code42[0], f"{code42[1]} (checked just before sending)"
+    reason = _hold_reason(conn, row, campaign, now)
+    return ("suppressed", reason) if reason else None
+
+
+def _after_failure(row, exc: DeliveryError, result: SendResult, clock: Callable[[], datetime],
+                   retry_delay: timedelta, max_attempts: int) -> tuple[dict[str, Any], str]:
+    """What a failed send leaves on its row, and the outcome to count."""
+    attempts = row.attempts + 1
+    if exc.channel_down:  # not this tip's fault: as it was, for the next run
+        result.channel_errors[row.campaign] = str(exc)
+        log.error("campaign %s sends nothing more this run: %s", row.campaign, exc)
+        return {"status": "pending", "attempts": row.attempts, "claimed_at": row.claimed_at}, "channel_down"
+    if exc.outcome is not None:
+        return {"status": exc.outcome, "reason": str(exc)[:1000]}, exc.outcome
+    if exc.permanent or attempts >= max_attempts:
+        result.failures.append(f"{row.campaign} -> {row.recipient}: {exc} (attempt {attempts})")
+        return {"status": "failed", "reason": str(exc)[:1000]}, "failed"
+    return {"status": "pending", "reason": str(exc)[:1000], "due_at": clock() + retry_delay * attempts}, "retry_later"
 
 
 def _hold_reason(conn, row, campaign: Campaign | None, now: datetime) -> str | None:

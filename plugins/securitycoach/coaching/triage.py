@@ -107,7 +107,6 @@ def resolve_watchlists(code42, campaigns: Iterable[Campaign], conn_id: str) -> d
     asking = [c for c in campaigns if c.enabled and c.suppress_watchlists]
     if not asking:
         return {}
-    gates: dict[str, WatchlistGate] = {}
     try:
         lists = list(code42.iter_watchlists())
     except Code42ApiError as exc:
@@ -122,34 +121,35 @@ def resolve_watchlists(code42, campaigns: Iterable[Campaign], conn_id: str) -> d
         return {c.name: WatchlistGate(error=f"connection {conn_id!r}: Code42 watchlists could not be read ({exc}); "
                                             f"campaign {c.name!r} sends nothing this run (fail safe)")
                 for c in asking}
-    members: dict[str, dict[str, str]] = {}
-    for campaign in asking:
-        gate = WatchlistGate()
-        for wanted in campaign.suppress_watchlists:
-            found = [w for w in lists if wanted.lower() in
-                     {w.watchlist_id.lower(), (w.title or "").lower(), (w.list_type or "").lower()}]
-            if not found:
-                known = sorted({w.label for w in lists})
-                gate = WatchlistGate(error=f"campaign {campaign.name!r}: suppress_watchlists: {wanted!r} is no Code42 "
-                                           f"watchlist of this tenant (known: {known}); it sends nothing this run "
-                                           f"(fail safe)")
-                break
-            for w in found:
-                if w.watchlist_id not in members:
-                    try:
-                        members[w.watchlist_id] = {m.actor_id: w.label for m in code42.iter_watchlist_members(
-                            w.watchlist_id)}
-                    except Code42Error as exc:
-                        gate = WatchlistGate(error=f"campaign {campaign.name!r}: members of Code42 watchlist "
-                                                   f"{w.label!r} could not be read ({exc}); it sends nothing this "
-                                                   f"run (fail safe)")
-                        break
-                for actor, label in members[w.watchlist_id].items():
-                    gate.actor_ids.setdefault(actor, label)
-            if gate.error:
-                break
-        gates[campaign.name] = gate
-    return gates
+    members: dict[str, dict[str, str]] = {}  # watchlist id -> {actor id: label}, read once per run
+    return {campaign.name: _gate(code42, campaign, lists, members) for campaign in asking}
+
+
+def _gate(code42, campaign: Campaign, lists: list, members: dict[str, dict[str, str]]) -> WatchlistGate:
+    """The actors on ``campaign``'s watchlists, or the first reason they cannot be known."""
+    from code42_hook.errors import Code42Error
+
+    gate = WatchlistGate()
+    for wanted in campaign.suppress_watchlists:
+        found = [w for w in lists if wanted.lower() in
+                 {w.watchlist_id.lower(), (w.title or "").lower(), (w.list_type or "").lower()}]
+        if not found:
+            known = sorted({w.label for w in lists})
+            return WatchlistGate(error=f"campaign {campaign.name!r}: suppress_watchlists: {wanted!r} is no Code42 "
+                                       f"watchlist of this tenant (known: {known}); it sends nothing this run "
+                                       f"(fail safe)")
+        for w in found:
+            if w.watchlist_id not in members:
+                try:
+                    members[w.watchlist_id] = {m.actor_id: w.label
+                                               for m in code42.iter_watchlist_members(w.watchlist_id)}
+                except Code42Error as exc:
+                    return WatchlistGate(error=f"campaign {campaign.name!r}: members of Code42 watchlist "
+                                               f"{w.label!r} could not be read ({exc}); it sends nothing this "
+                                               f"run (fail safe)")
+            for actor, label in members[w.watchlist_id].items():
+                gate.actor_ids.setdefault(actor, label)
+    return gate
 
 
 def record_blocks(conn, tenant_id: str, gates: dict[str, WatchlistGate], now) -> None:

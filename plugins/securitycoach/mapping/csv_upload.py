@@ -45,35 +45,38 @@ def parse_upload(data: bytes, ksat_email_counts: dict[str, int]) -> ParsedUpload
     if header is None or tuple(h.strip().lower() for h in header) != HEADER:
         result.errors.append(f"line 1: the header must be {','.join(HEADER)}, got {','.join(header or [])!r}")
         return result
-    seen: dict[str, int] = {}
     try:
-        for row in reader:
-            line = reader.line_num
-            if not any(cell.strip() for cell in row):
-                continue  # blank line
-            if len(result.rows) + len(result.errors) >= MAX_ROWS:
-                result.errors.append(f"line {line}: more than {MAX_ROWS} rows")
-                break
-            if len(row) != 2:
-                result.errors.append(f"line {line}: expected 2 columns, got {len(row)}")
-                continue
-            identifier, email = row[0].strip(), row[1].strip()
-            problem = _row_problem(identifier, email, ksat_email_counts)
-            if problem:
-                result.errors.append(f"line {line}: {problem}")
-                continue
-            key = identifier.lower()
-            if key in seen:
-                result.errors.append(f"line {line}: duplicate code42_identifier {identifier!r} (first on line "
-                                     f"{seen[key]})")
-                continue
-            seen[key] = line
-            result.rows[identifier] = email
+        _read_rows(reader, ksat_email_counts, result)
     except csv.Error as exc:
         result.errors.append(f"line {reader.line_num}: not valid CSV: {exc}")
     if not result.rows and not result.errors:
         result.errors.append("no data rows after the header")
     return result
+
+
+def _read_rows(reader, ksat_email_counts: dict[str, int], result: ParsedUpload) -> None:
+    """The data rows after the header into ``result``: each valid row, or its line's problem."""
+    seen: dict[str, int] = {}
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        if len(result.rows) + len(result.errors) >= MAX_ROWS:
+            result.errors.append(f"line {line}: more than {MAX_ROWS} rows")
+            return
+        if len(row) != 2:
+            result.errors.append(f"line {line}: expected 2 columns, got {len(row)}")
+            continue
+        identifier, email = row[0].strip(), row[1].strip()
+        problem = _row_problem(identifier, email, ksat_email_counts)
+        key = identifier.lower()
+        if problem is None and key in seen:
+            problem = f"duplicate code42_identifier {identifier!r} (first on line {seen[key]})"
+        if problem:
+            result.errors.append(f"line {line}: {problem}")
+            continue
+        seen[key] = line
+        result.rows[identifier] = email
 
 
 def _row_problem(identifier: str, email: str, counts: dict[str, int]) -> str | None:

@@ -35,7 +35,7 @@ def _search(state: SandboxState, page: int, page_size: int, starts: str | None, 
     found: list[Actor] = []
     for actor in tenant.actors:
         name = actor.name.lower()
-        if starts and not name.startswith(starts.lower()) or ends and not name.endswith(ends.lower()):
+        if (starts and not name.startswith(starts.lower())) or (ends and not name.endswith(ends.lower())):
             continue
         if active is not None and actor.active != active:
             continue

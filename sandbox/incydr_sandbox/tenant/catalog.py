@@ -190,7 +190,7 @@ RULES: tuple[RuleDef, ...] = (
             "Protecting source code", "ThirdPartyIntegration"),
     RuleDef("departing", "Departing employee exfiltration",
             "Any exfiltration by employees on the departing employees watchlist.", "FED_COMPOSITE", "HIGH",
-            _EXFIL + ("airdrop", "messaging"), DEPARTING, 1, False, True, "Your obligations when leaving",
+            (*_EXFIL, "airdrop", "messaging"), DEPARTING, 1, False, True, "Your obligations when leaving",
             "Email", watchlist="departing"),
     RuleDef("file-mismatch", "File type mismatch",
             "Files whose extension hides their real type.", "FED_FILE_TYPE_MISMATCH", "LOW",
