@@ -484,3 +484,15 @@ def test_two_senders_racing_on_one_row_send_it_once(pg_warehouse, sandbox, monke
     arrived = [w["idempotency_key"] for w in sandbox.sinks()["slack"]]
     assert arrived == [pending[0].idempotency_key]
     assert [d.idempotency_key for d in s.deliveries(status="sent")] == [pending[0].idempotency_key]
+
+
+def test_the_tip_and_report_templates_refuse_an_unknown_name_and_end_without_a_newline():
+    """A tip never goes out with a blank where a value should be, nor with a stray trailing newline."""
+    import jinja2
+
+    from securitycoach.report import template_environment
+
+    for env in (tip_templates(), template_environment()):
+        with pytest.raises(jinja2.UndefinedError, match="'rule' is undefined"):
+            env.from_string("Hello {{ rule.title }}").render()
+    assert tip_templates().from_string("SecurityTip\n").render() == "SecurityTip"

@@ -22,7 +22,7 @@ from securitycoach.warehouse import schema as t
 
 TENANT = "tenant-a"
 USER = 101
-NOW = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)  # mid-morning: the UTC day began ten hours ago
+NOW = datetime(2026, 11, 1, 10, 17, 23, 456789, tzinfo=UTC)  # mid-morning: the UTC day began 10 h 17 min ago
 SLACK = {"type": "slack_dm", "conn_id": "securitycoach_slack"}
 
 
@@ -130,7 +130,7 @@ def test_tips_of_another_campaign_tenant_or_person_do_not_count(sqlite_warehouse
 
 
 def test_the_daily_cap_counts_from_the_start_of_the_utc_day(sqlite_warehouse, tmp_path):
-    midnight = NOW.replace(hour=0)
+    midnight = datetime(2026, 11, 1, tzinfo=UTC)
     rows = [row("yesterday-1", status="sent", sent_at=midnight - timedelta(minutes=1)),
             row("yesterday-2", status="sent", sent_at=midnight - timedelta(microseconds=1)),
             row("at-midnight", status="sent", sent_at=midnight),

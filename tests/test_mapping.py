@@ -264,6 +264,8 @@ def test_regex_transform_and_ambiguity_in_the_engine():
     decisions = {d.actor_id: d for d in map_actors(actors, users, rules)}
     assert (decisions["a1"].ksat_user_id, decisions["a1"].rule) == (1, "Legacy mail host")
     assert "rewritten to 'ann@example.com'" in decisions["a1"].evidence
-    assert (decisions["a2"].ksat_user_id, decisions["a2"].reason) == (None, "ambiguous")
-    assert "2, 3" in decisions["a2"].evidence
-    assert (decisions["a3"].ksat_user_id, decisions["a3"].reason) == (None, "no_match")
+    assert (decisions["a2"].ksat_user_id, decisions["a2"].rule, decisions["a2"].reason) == (
+        None, "Exact email", "ambiguous")  # the rule that found two: no later rule is tried
+    assert decisions["a2"].evidence == "rule 'Exact email' found KSAT users 2, 3"
+    assert (decisions["a3"].ksat_user_id, decisions["a3"].rule, decisions["a3"].reason) == (None, None, "no_match")
+    assert decisions["a3"].evidence == "no rule found a KSAT user"
