@@ -493,6 +493,6 @@ def test_the_tip_and_report_templates_refuse_an_unknown_name_and_end_without_a_n
     from securitycoach.report import template_environment
 
     for env in (tip_templates(), template_environment()):
-        with pytest.raises(jinja2.UndefinedError, match="'rule' is undefined"):
-            env.from_string("Hello {{ rule.title }}").render()
+        with pytest.raises(jinja2.UndefinedError, match="'name' is undefined"):  # not a blank
+            env.from_string("Hello {{ name }}").render()
     assert tip_templates().from_string("SecurityTip\n").render() == "SecurityTip"
