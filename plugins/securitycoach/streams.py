@@ -140,15 +140,14 @@ def _queue_from(subject_type: str, ids: sa.ColumnElement) -> sa.Insert:
 def _run(conn: Connection, work: sa.Table, statements: list[sa.Executable], params: dict) -> int:
     # ISO times without an offset are UTC (the Python path's from_iso), whatever the server's zone.
     conn.execute(sa.select(sa.func.set_config("TimeZone", "UTC", True)))
-    work.create(conn)
-    try:
-        for number, statement in enumerate(statements):
-            conn.execute(statement, params)
-            if number == 0:  # planner statistics of the work table, before the statements that join it
-                conn.exec_driver_sql(f'ANALYZE "{work.name}"')
-        return conn.execute(sa.select(sa.func.count()).select_from(work)).scalar_one()
-    finally:
-        work.drop(conn)
+    work.create(conn)  # in the batch's transaction: a failure rolls its creation back with the rest
+    for number, statement in enumerate(statements):
+        conn.execute(statement, params)
+        if number == 0:  # planner statistics of the work table, before the statements that join it
+            conn.exec_driver_sql(f'ANALYZE "{work.name}"')
+    count = conn.execute(sa.select(sa.func.count()).select_from(work)).scalar_one()
+    work.drop(conn)
+    return count
 
 
 @cache
