@@ -195,6 +195,9 @@ def test_test_connection_says_what_is_wrong(make_hook, clean_sandbox):
         ok, message = make_hook(host=host).test_connection()
         assert not ok and message.startswith("Unreachable or non-Code42 Base URL")
     assert clean_sandbox.stats()["data_requests"] == before
+    ok, message = make_hook(read_timeout=0).test_connection()  # a bad setting is named as one
+    assert not ok and message.startswith("Invalid connection settings: connection 'code42_test_")
+    assert "extra read_timeout=0 must be at least 0.001" in message
     ok, message = make_hook(client_id="sandbox-no-rules").test_connection()
     assert not ok and message == 'Missing permission: the API client needs Read on "Alert Rules".'
     ok, message = make_hook(client_id="sandbox-no-sessions").test_connection()

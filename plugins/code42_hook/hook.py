@@ -243,6 +243,10 @@ class Code42Hook(JsonApiHook):
     def test_connection(self) -> tuple[bool, str]:
         """Get a token and read one item per permission the integration needs."""
         try:
+            self.settings  # noqa: B018 - validates the extras first, so their error is named as theirs
+        except Code42ConfigError as exc:
+            return False, f"Invalid connection settings: {exc}"
+        try:
             self.session  # noqa: B018 - validates the Base URL and credentials' presence
         except Code42ConfigError as exc:
             return False, f"Unreachable or non-Code42 Base URL: {exc}"

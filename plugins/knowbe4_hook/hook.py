@@ -128,6 +128,10 @@ class KnowBe4Hook(JsonApiHook):
 
     def test_connection(self) -> tuple[bool, str]:
         try:
+            self.settings  # noqa: B018 - validates the extras first, so their error is named as theirs
+        except KnowBe4ConfigError as exc:
+            return False, f"Invalid connection settings: {exc}"
+        try:
             users = list(self._records(KsatUser, self._request_json(
                 "GET", "/v1/users", params={"page": 1, "per_page": 1}), "/v1/users", 1))
         except KnowBe4ConfigError as exc:
