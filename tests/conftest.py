@@ -110,32 +110,3 @@ def legacy_warehouse(engine, version: int) -> None:
         conn.exec_driver_sql("DROP TABLE alembic_version")
         conn.execute(schema_version.insert().values(version=version, description=f"v{version}",
                                                     applied_at=datetime.now(UTC)))
-
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium: installed with apt-get if missing (bounded by timeouts); the test is skipped,
-    with the reason, only where that is impossible (no apt-get, not root, no package source)."""
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if shutil.which("apt-get") is None:
-        pytest.skip(f"{CHROMIUM} is missing and there is no apt-get to install Debian's chromium package")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300",
-               "chromium"]
-    known = subprocess.run(["apt-cache", "show", "chromium"], check=False, capture_output=True).returncode == 0
-    steps = [install] if known else [["apt-get", "update", "-q", "-o", "DPkg::Lock::Timeout=300"], install]
-    for step in steps:
-        try:
-            done = subprocess.run(step, check=False, env=env, capture_output=True, text=True, timeout=900)
-        except subprocess.TimeoutExpired:
-            pytest.skip(f"installing Debian's chromium timed out: {' '.join(step)}")
-        if done.returncode != 0:
-            pytest.skip(f"cannot install Debian's chromium ({' '.join(step)} exited {done.returncode}): "
-                        f"{done.stderr.strip()[-500:]}")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"apt-get installed chromium but {CHROMIUM} is missing")
-    return CHROMIUM

@@ -13,15 +13,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
+from test_backfill_scheduler import _airflow, _free_port, _start, _stop, _wait_healthy
+from test_html_report import chromium  # noqa: F401 - a fixture
 
 from apiclient.settings import ApiSettings
 from code42_hook.provider_info import RATE_LIMITS
@@ -30,16 +26,9 @@ from knowbe4_hook.settings import EventsSettings
 
 pytestmark = pytest.mark.slow  # ~40 s of api-server start, db migrate and browser steps
 
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 ADMIN_PASSWORD = secrets.token_urlsafe(12)
 WAIT_MS = 30_000  # the longest any single browser step may wait
 SHOTS = ROOT / "build"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -60,37 +49,17 @@ def api_server(tmp_path_factory):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
     })
-    migrate = subprocess.run([AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300,
-                             check=False)
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    log_path = home / "api-server.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([AIRFLOW, "api-server", "-H", "127.0.0.1", "-p", str(port)], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    _airflow(env, "db", "migrate", timeout=300)
+    process = _start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log_path.read_text()[-4000:]
-            try:
-                if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "api-server not up in 180 s:\n" + log_path.read_text()[-4000:]
-            time.sleep(1)
-        yield url
+        _wait_healthy(port, process, home)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        _stop(process)
 
 
 @pytest.fixture
-def browser_page(chromium):
+def browser_page(chromium):  # noqa: F811 - the imported fixture
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
