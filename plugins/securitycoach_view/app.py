@@ -61,7 +61,7 @@ def _page(html: str) -> HTMLResponse:
 @app.exception_handler(StarletteHTTPException)
 def _http_error(request: Request, exc: StarletteHTTPException):
     if exc.status_code == 401 and "text/html" in request.headers.get("accept", ""):
-        here = quote(str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""), safe="")
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(get_auth_manager().get_url_login(next_url=here), status_code=303)
     return HTMLResponse(console.error_page(exc.status_code, str(exc.detail), base=_base(request)),
                         status_code=exc.status_code, headers=HEADERS)
