@@ -84,6 +84,12 @@ def test_view_needs_airflow_login(api_server):
     page = requests.get(url, headers=auth, timeout=30)
     assert page.status_code == 200 and "102@tenant-a" in page.text
     assert page.headers["content-security-policy"] == CSP and page.headers["cache-control"] == "no-store"
+    january = requests.get(f"{base}/securitycoach/t/{A}/report?start=2026-01-01&end=2026-01-31", headers=auth,
+                           timeout=30)
+    assert january.status_code == 200 and 'id="kpi-detections">8<' in january.text
+    backwards = requests.get(f"{base}/securitycoach/t/{A}/report?start=2026-02-01&end=2026-01-01", headers=auth,
+                             timeout=30)
+    assert backwards.status_code == 400 and "before it starts" in backwards.text
     unknown = requests.get(f"{base}/securitycoach/t/tenant-x/rules", headers=auth, timeout=30)
     assert unknown.status_code == 404 and "no tenant &#39;tenant-x&#39; (it holds: tenant-a, tenant-b)" in unknown.text
     plugins = requests.get(f"{base}/api/v2/plugins", headers=auth, timeout=30).json()["plugins"]

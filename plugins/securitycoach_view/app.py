@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from operators.warehouse_hook import WarehouseHook
 from securitycoach import console
+from securitycoach.html_report import ReportError
 from securitycoach.warehouse.migrate import SchemaNotCurrent, check_schema
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,11 @@ def _not_found(request: Request, exc: console.NotFound):
     return HTMLResponse(console.error_page(404, str(exc), base=_base(request)), status_code=404, headers=HEADERS)
 
 
+@app.exception_handler(ReportError)
+def _bad_period(request: Request, exc: ReportError):
+    return HTMLResponse(console.error_page(400, str(exc), base=_base(request)), status_code=400, headers=HEADERS)
+
+
 @app.exception_handler(SchemaNotCurrent)
 def _not_current(request: Request, exc: SchemaNotCurrent):
     return HTMLResponse(console.error_page(503, str(exc).splitlines()[0], base=_base(request)), status_code=503,
@@ -98,6 +104,11 @@ def tenant(request: Request, tenant_id: str) -> RedirectResponse:
 @app.get("/t/{tenant_id}/people/{ksat_user_id}", response_class=HTMLResponse)
 def timeline(request: Request, tenant_id: str, ksat_user_id: int) -> HTMLResponse:
     return _page(console.timeline_page(_engine(), tenant_id, ksat_user_id, base=_base(request)))
+
+
+@app.get("/t/{tenant_id}/report", response_class=HTMLResponse)
+def report(request: Request, tenant_id: str, start: str | None = None, end: str | None = None) -> HTMLResponse:
+    return _page(console.report_page(_engine(), tenant_id, start, end, base=_base(request)))
 
 
 @app.get("/t/{tenant_id}/{page}", response_class=HTMLResponse)
