@@ -124,9 +124,9 @@ def _wait_healthy(port: int, process: subprocess.Popen, home: Path) -> None:
     while time.monotonic() < deadline:
         assert process.poll() is None, (home / "api-server.log").read_text()[-4000:]
         try:
-            if requests.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=2).ok:
+            if requests.get(f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5).ok:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy starting to answer in time
             pass
         time.sleep(1)
     raise AssertionError("the api-server did not answer in 120 s:\n" + (home / "api-server.log").read_text()[-4000:])

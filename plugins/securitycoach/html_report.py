@@ -258,8 +258,10 @@ def _charts(data: dict[str, Any]) -> dict[str, Markup | None]:
     return charts
 
 
-def render_report(data: dict[str, Any]) -> str:
-    return template_environment().get_template("tenant_report.html.j2").render(**data, charts=_charts(data))
+def render_report(data: dict[str, Any], template: str = "tenant_report.html.j2", **extra: Any) -> str:
+    """The report page of ``gather``'s figures; ``template`` may extend the report's (the SecurityCoach
+    view adds its navigation), ``extra`` is what such a template needs besides the figures."""
+    return template_environment().get_template(template).render(**data, charts=_charts(data), **extra)
 
 
 def write_tenant_report(engine: Engine, tenant_id: str, start: date | str | None = None,
