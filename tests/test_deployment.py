@@ -174,7 +174,8 @@ def test_every_imported_package_is_declared_and_every_declared_one_imported():
 
     declared = {norm(Requirement(r).name) for r in [*project["dependencies"],
                                                       *project["optional-dependencies"]["sandbox"]]}
-    ours = {"code42_hook", "knowbe4_hook", "operators", "securitycoach", "incydr_sandbox", "apiclient"}
+    ours = {"code42_hook", "knowbe4_hook", "operators", "securitycoach", "securitycoach_view", "incydr_sandbox",
+            "apiclient"}
     by_module = md.packages_distributions()
     used = set()
     # airflow.* is one namespace over apache-airflow and every provider: providers are matched below
