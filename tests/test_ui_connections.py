@@ -114,8 +114,9 @@ def _test_from_row(page, conn_id: str, expected: str, shot: str) -> str:
     row.get_by_role("button", name="Test Connection").click()
     toast = page.get_by_text(expected).first  # the toast's message line
     toast.wait_for()
+    message = toast.inner_text()  # at once: the toast goes away after a few seconds
     page.screenshot(path=str(SHOTS / shot), full_page=True)
-    return toast.inner_text()
+    return message
 
 
 def _stored(url: str, conn_id: str) -> dict:
