@@ -4,6 +4,10 @@
 set -euo pipefail
 airflow db migrate
 
+# Load the project's plugin in these CLI calls too (the CLI loads plugins lazily, i.e. not for
+# `connections add`): it stores each code42 / knowbe4 connection's Base URL port, which the UI's Test needs.
+export AIRFLOW__CORE__LAZY_LOAD_PLUGINS=False
+
 replace_connection() {  # name, then `airflow connections add` options
   local name="$1"; shift
   airflow connections delete "$name" >/dev/null 2>&1 || true

@@ -195,6 +195,9 @@ def test_test_connection_says_what_is_wrong(make_hook, clean_sandbox):
         ok, message = make_hook(host=host).test_connection()
         assert not ok and message.startswith("Unreachable or non-Code42 Base URL")
     assert clean_sandbox.stats()["data_requests"] == before
+    ok, message = make_hook(read_timeout=0).test_connection()  # a bad setting is named as one
+    assert not ok and message.startswith("Invalid connection settings: connection 'code42_test_")
+    assert "extra read_timeout=0 must be at least 0.001" in message
     ok, message = make_hook(client_id="sandbox-no-rules").test_connection()
     assert not ok and message == 'Missing permission: the API client needs Read on "Alert Rules".'
     ok, message = make_hook(client_id="sandbox-no-sessions").test_connection()
@@ -227,7 +230,7 @@ def test_bad_input_is_refused_clearly(make_hook):
         list(hook.iter_sessions(datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 2, tzinfo=UTC), colour="red"))
     with pytest.raises(Code42ConfigError, match="unknown extra field"):
         make_hook(rate_limit=5).settings  # noqa: B018
-    with pytest.raises(Code42ConfigError, match="must be positive"):
+    with pytest.raises(Code42ConfigError, match=r"rate_limit_per_minute=0 must be at least 0\.001"):
         make_hook(rate_limit_per_minute=0).settings  # noqa: B018
 
 

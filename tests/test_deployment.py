@@ -108,7 +108,8 @@ def test_init_creates_the_connections_and_one_pool_per_tenant(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls"
-    (bin_dir / "airflow").write_text(f'#!/bin/bash\nprintf "%s|" "$@" >> {calls}\necho >> {calls}\n')
+    (bin_dir / "airflow").write_text(f'#!/bin/bash\nprintf "%s|" "$@" >> {calls}\necho >> {calls}\n'
+                                     f'echo "$1 ${{AIRFLOW__CORE__LAZY_LOAD_PLUGINS:-lazy}}" >> {calls}.plugins\n')
     (bin_dir / "airflow").chmod(0o755)
     tenants = tmp_path / "tenants.yaml"
     tenants.write_text(yaml.safe_dump({"version": 1, "tenants": [
@@ -133,6 +134,9 @@ def test_init_creates_the_connections_and_one_pool_per_tenant(tmp_path):
     assert added == ["code42_default", "knowbe4_default", "securitycoach_warehouse", "securitycoach_chat_webhook",
                      "securitycoach_slack", "securitycoach_smtp"]
     assert lines[0] == ["db", "migrate"]
+    # the connections are added with the project's plugin loaded (it stores the Base URL's port)
+    assert {line for line in (tmp_path / "calls.plugins").read_text().splitlines() if line.startswith("connections")} \
+        == {"connections False"}
 
     tenants.write_text(tenants.read_text().replace("pool_slots: 2", "pool_slots: lots"))
     failed = subprocess.run(["bash", str(ROOT / "docker" / "init.sh")], env=env, capture_output=True, text=True,
@@ -170,7 +174,8 @@ def test_every_imported_package_is_declared_and_every_declared_one_imported():
 
     declared = {norm(Requirement(r).name) for r in [*project["dependencies"],
                                                       *project["optional-dependencies"]["sandbox"]]}
-    ours = {"code42_hook", "knowbe4_hook", "operators", "securitycoach", "incydr_sandbox", "apiclient"}
+    ours = {"code42_hook", "knowbe4_hook", "operators", "securitycoach", "securitycoach_view", "incydr_sandbox",
+            "apiclient"}
     by_module = md.packages_distributions()
     used = set()
     # airflow.* is one namespace over apache-airflow and every provider: providers are matched below

@@ -68,7 +68,7 @@ class JsonApiHook(HttpHook):
 
     api_name: ClassVar[str] = "API"
     errors: ClassVar[Errors] = Errors()  # the error classes that name this API
-    default_rate_limit_per_minute: ClassVar[float] = 120.0
+    default_rate_limit_per_minute: ClassVar[float] = ApiSettings.rate_limit_per_minute  # a type sets its own
 
     def __init__(self, conn_id: str, *, auth_type: Any, limiter: RateLimiter | None = None) -> None:
         super().__init__(method="GET", http_conn_id=conn_id, auth_type=auth_type)

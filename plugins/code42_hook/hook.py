@@ -28,6 +28,7 @@ from code42_hook.errors import (
     Code42PayloadError,
     OutcomeUnknown,
 )
+from code42_hook.provider_info import RATE_LIMITS
 from code42_hook.records import Actor, Alert, AlertRule, FileEvent, Session, Watchlist, WatchlistMember
 from code42_hook.urls import normalize_base_url
 
@@ -45,7 +46,7 @@ class Code42Hook(JsonApiHook):
     hook_name = "Code42 Incydr"
     api_name = "Code42"
     errors = CODE42_ERRORS
-    default_rate_limit_per_minute = 120.0  # Code42's documented limit per API client
+    default_rate_limit_per_minute = RATE_LIMITS[conn_type]
 
     SESSIONS_PAGE_SIZE = 50  # the API's maximum
     # A begin-time sub-window is cut to hold about this share of a page, so most fit one page.
@@ -241,6 +242,10 @@ class Code42Hook(JsonApiHook):
     # --- "Authorize" ---------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
         """Get a token and read one item per permission the integration needs."""
+        try:
+            self.settings  # noqa: B018 - validates the extras first, so their error is named as theirs
+        except Code42ConfigError as exc:
+            return False, f"Invalid connection settings: {exc}"
         try:
             self.session  # noqa: B018 - validates the Base URL and credentials' presence
         except Code42ConfigError as exc:

@@ -1,18 +1,19 @@
 """The KnowBe4 hooks: the Reporting API (KSAT user directory and groups, the account) and the User
-Event API (events on the KSAT users' timelines)."""
+Event API (events on the KSAT users' timelines).
 
-from knowbe4_hook.errors import (
-    EventsRateLimited,
-    KnowBe4ApiError,
-    KnowBe4ConfigError,
-    KnowBe4Error,
-    KnowBe4PayloadError,
-    OutcomeUnknown,
-)
-from knowbe4_hook.events import KnowBe4EventsHook
-from knowbe4_hook.hook import KnowBe4Hook, KsatGroup, KsatUser
+Names are imported on first use: Airflow's provider discovery imports ``knowbe4_hook.settings``
+(and so this package) while ``apiclient.transport`` may still be importing Airflow.
+"""
 
-__all__ = [
+from importlib import import_module
+
+_HOME = {
+    "EventsRateLimited": "errors", "KnowBe4ApiError": "errors", "KnowBe4ConfigError": "errors",
+    "KnowBe4Error": "errors", "KnowBe4PayloadError": "errors", "OutcomeUnknown": "errors",
+    "KnowBe4EventsHook": "events",
+    "KnowBe4Hook": "hook", "KsatGroup": "hook", "KsatUser": "hook",
+}
+__all__ = [  # resolved by __getattr__
     "EventsRateLimited",
     "KnowBe4ApiError",
     "KnowBe4ConfigError",
@@ -24,3 +25,9 @@ __all__ = [
     "KsatUser",
     "OutcomeUnknown",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'knowbe4_hook' has no attribute {name!r}")
+    return getattr(import_module(f"knowbe4_hook.{_HOME[name]}"), name)

@@ -10,7 +10,7 @@ of its own, because KnowBe4 counts every call against a daily quota (10 per seat
 - ``gate`` (set by the caller) runs before every call, retries included, and may refuse it
   (``securitycoach.coaching.ksat_events`` counts the quota in the warehouse there);
 - retries are tenacity's, as every hook's; 429 is retried only when its ``Retry-After`` is at most
-  ``max_retry_wait`` (extra, 60 s); a longer
+  ``max_retry_wait`` (extra, 60 s; ``knowbe4_hook.settings``); a longer
   wait (the quota is used up until tomorrow) raises ``EventsRateLimited`` at once;
 - a call that creates something (``POST``) is never retried after it may have reached KnowBe4: a
   5xx or a broken connection raises ``OutcomeUnknown`` (the caller looks the event up by
@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -34,6 +33,7 @@ from apiclient.settings import ApiSettings
 from apiclient.throttle import RateLimiter
 from apiclient.transport import JsonApiHook, error_text
 from apiclient.urls import normalize_base_url
+from code42_hook.provider_info import RATE_LIMITS
 from knowbe4_hook.errors import (
     KNOWBE4_ERRORS,
     EventsRateLimited,
@@ -44,20 +44,11 @@ from knowbe4_hook.errors import (
     OutcomeUnknown,
 )
 from knowbe4_hook.hook import BearerKeyAuth
+from knowbe4_hook.settings import EventsSettings
 
 EVENTS_REGIONS = ("", "eu", "ca", "uk", "de")  # "" is the US host api.events.knowbe4.com
 EVENTS_API_HOSTS = frozenset(f"api{'-' + r if r else ''}.events.knowbe4.com" for r in EVENTS_REGIONS)
 EVENTS_PAGE_SIZE = 100
-EVENTS_EXTRAS = ("seats", "max_retry_wait")  # extras of this connection type beyond ApiSettings'
-
-
-@dataclass(frozen=True)
-class EventsSettings:
-    api: ApiSettings
-    seats: int | None  # the account's seats (sizes the quota); None: ask the Reporting API
-    max_retry_wait: float  # longest Retry-After a 429 may make the hook sleep
-
-
 def normalize_events_url(value: str | None) -> str:
     """``scheme://host[:port]`` of a User Event API host (or loopback, for the sandbox)."""
     return normalize_base_url(value, api="KnowBe4 User Event API", hosts=EVENTS_API_HOSTS,
@@ -76,7 +67,7 @@ class KnowBe4EventsHook(JsonApiHook):
     hook_name = "KnowBe4 User Event API"
     api_name = "KnowBe4 User Event API"
     errors = KNOWBE4_ERRORS
-    default_rate_limit_per_minute = 120.0
+    default_rate_limit_per_minute = RATE_LIMITS[conn_type]
 
     def __init__(self, knowbe4_events_conn_id: str = default_conn_name, *, limiter: RateLimiter | None = None,
                  gate: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -87,27 +78,21 @@ class KnowBe4EventsHook(JsonApiHook):
 
     @cached_property
     def events_settings(self) -> EventsSettings:
-        extra = dict(self.connection.extra_dejson)
-        where = f"connection {self.knowbe4_events_conn_id!r}"
-        seats, wait = extra.pop("seats", None), extra.pop("max_retry_wait", 60)
-        try:
-            seats = None if seats is None else int(seats)
-            wait = float(wait)
-        except (TypeError, ValueError):
-            raise KnowBe4ConfigError(f"{where}: extra seats must be an integer and max_retry_wait a number") from None
-        if (seats is not None and seats < 1) or wait < 0:
-            raise KnowBe4ConfigError(f"{where}: extra seats must be at least 1 and max_retry_wait not negative")
-        api = ApiSettings.from_extra(self.knowbe4_events_conn_id, extra, error=KnowBe4ConfigError,
-                                     rate_limit_per_minute=self.default_rate_limit_per_minute)
-        return EventsSettings(api, seats, wait)
+        """The connection's ``seats`` and ``max_retry_wait`` (``knowbe4_hook.settings``)."""
+        extra = self.connection.extra_dejson
+        return EventsSettings.from_extra(self.knowbe4_events_conn_id,
+                                         {k: v for k, v in extra.items() if k in EventsSettings.names()},
+                                         error=KnowBe4ConfigError)
 
     @cached_property
     def settings(self) -> ApiSettings:
-        return self.events_settings.api
+        return ApiSettings.from_extra(self.knowbe4_events_conn_id, self.connection.extra_dejson,
+                                      error=KnowBe4ConfigError, besides=(EventsSettings,),
+                                      rate_limit_per_minute=self.default_rate_limit_per_minute)
 
     def _configure_session_from_extra(self, session, connection, extra_options):
         session = super()._configure_session_from_extra(session, connection, extra_options)
-        for name in EVENTS_EXTRAS:  # settings, not headers
+        for name in EventsSettings.names():  # settings, not headers
             session.headers.pop(name, None)
         return session
 

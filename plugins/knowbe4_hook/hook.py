@@ -19,6 +19,7 @@ from apiclient.records import Record
 from apiclient.throttle import RateLimiter
 from apiclient.transport import JsonApiHook, JsonListing
 from apiclient.urls import normalize_base_url
+from code42_hook.provider_info import RATE_LIMITS
 from knowbe4_hook.errors import KNOWBE4_ERRORS, KnowBe4ConfigError, KnowBe4PayloadError
 
 KNOWBE4_REGIONS = ("us", "eu", "ca", "uk", "de")
@@ -85,7 +86,7 @@ class KnowBe4Hook(JsonApiHook):
     hook_name = "KnowBe4 Reporting API"
     api_name = "KnowBe4"
     errors = KNOWBE4_ERRORS
-    default_rate_limit_per_minute = 180.0  # "a few requests per second"
+    default_rate_limit_per_minute = RATE_LIMITS[conn_type]
 
     USERS_PAGE_SIZE = 500
     GROUPS_PAGE_SIZE = 500  # KnowBe4 pages every listing: 100 per page by default, 500 at most
@@ -126,6 +127,10 @@ class KnowBe4Hook(JsonApiHook):
         return body
 
     def test_connection(self) -> tuple[bool, str]:
+        try:
+            self.settings  # noqa: B018 - validates the extras first, so their error is named as theirs
+        except KnowBe4ConfigError as exc:
+            return False, f"Invalid connection settings: {exc}"
         try:
             users = list(self._records(KsatUser, self._request_json(
                 "GET", "/v1/users", params={"page": 1, "per_page": 1}), "/v1/users", 1))
