@@ -1,8 +1,9 @@
 """Apply a user-mapping CSV (``code42_identifier,ksat_email``) and re-map, on demand.
 
 Put the file in the upload folder (``$SECURITYCOACH_UPLOAD_DIR``, default ``data/uploads``) and
-trigger with ``{"csv_path": "<file name>"}``. The file is validated whole: any problem rejects it
-with a per-line report and nothing changes; a good file replaces the previous upload atomically.
+trigger with ``{"csv_path": "<file name>"}`` (and ``"tenant_id"``: a ``code42_tenant_uid`` of the
+tenants file, default: the first enabled entry's). The file is validated whole: any problem rejects
+it with a per-line report and nothing changes; a good file replaces the previous upload atomically.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from datetime import datetime
 from airflow.sdk import Param, dag
 
 from operators import MappingUploadOperator, MapUsersOperator, WarehouseSchemaOperator
+from securitycoach.tenants import load_tenants
+
+TENANTS = [t.code42_tenant_uid for t in load_tenants().enabled]
 
 
 @dag(
@@ -19,14 +23,17 @@ from operators import MappingUploadOperator, MapUsersOperator, WarehouseSchemaOp
     schedule=None,
     start_date=datetime(2024, 1, 1),
     catchup=False,
-    params={"csv_path": Param(type="string", minLength=1, description="CSV file in the upload folder")},
+    params={"csv_path": Param(type="string", minLength=1, description="CSV file in the upload folder"),
+            "tenant_id": Param(TENANTS[0] if TENANTS else None, type="string", enum=TENANTS,
+                               description="the tenant's code42_tenant_uid (tenants file)")},
     tags=["securitycoach", "mapping"],
     doc_md=__doc__,
 )
 def securitycoach_mapping_upload():
     schema = WarehouseSchemaOperator(task_id="ensure_schema")
-    upload = MappingUploadOperator(task_id="apply_upload", csv_path="{{ params.csv_path }}")
-    schema >> upload >> MapUsersOperator(task_id="map_users")
+    tenant = {"tenant_id": "{{ params.tenant_id }}"}
+    upload = MappingUploadOperator(task_id="apply_upload", csv_path="{{ params.csv_path }}", **tenant)
+    schema >> upload >> MapUsersOperator(task_id="map_users", **tenant)
 
 
 securitycoach_mapping_upload()
