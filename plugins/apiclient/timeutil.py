@@ -12,10 +12,13 @@ from datetime import UTC, datetime
 
 
 def require_aware(value: datetime, what: str = "datetime") -> datetime:
-    """``value`` in UTC; a naive datetime (or no datetime) is refused, naming ``what``."""
+    """``value`` as a plain ``datetime`` in UTC (a pendulum ``DateTime`` from an Airflow context too:
+    its arithmetic could drop the stdlib zone); a naive datetime (or no datetime) is refused, naming ``what``."""
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise ValueError(f"{what} {value!r} has no timezone; pass a timezone-aware UTC datetime")
-    return value.astimezone(UTC)
+    value = value.astimezone(UTC)
+    return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond,
+                    tzinfo=UTC)
 
 
 def to_epoch_ms(value: datetime, what: str = "datetime") -> int:

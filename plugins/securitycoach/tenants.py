@@ -115,6 +115,14 @@ class TenantsFile(BaseModel):
     def enabled(self) -> list[Tenant]:
         return [t for t in self.tenants if t.enabled]
 
+    def uid_of(self, name: str) -> str:
+        """The ``code42_tenant_uid`` of the enabled entry ``name`` (the on-demand DAGs' ``tenant`` param)."""
+        found = next((t for t in self.enabled if t.name == name), None)
+        if found is None:
+            raise TenantFileError(f"no enabled tenant named {name!r} in the tenants file; "
+                                  f"enabled: {[t.name for t in self.enabled]}")
+        return found.code42_tenant_uid
+
     def by_dag_id(self, dag_id: str) -> Tenant | None:
         return next((t for t in self.tenants if dag_id in t.dag_ids), None)
 
@@ -122,3 +130,9 @@ class TenantsFile(BaseModel):
 def load_tenants(path: str | Path | None = None) -> TenantsFile:
     return load_model(path or tenants_path(), TenantsFile, what="tenants file", list_key="tenants",
                       error=TenantFileError)
+
+
+def tenant_uid(name: str, path: str | Path | None = None) -> str:
+    """The ``code42_tenant_uid`` of the enabled entry ``name``, the file read now (the on-demand DAGs'
+    macro: a bad file fails their run, not their import)."""
+    return load_tenants(path).uid_of(name)
