@@ -1,7 +1,8 @@
 -- Data check after a sync run's load, for one tenant (SQLCheckOperator: every column must be true).
 -- Rendered by Jinja: sessions / alerts = how many records the run's extract tasks read (integers);
--- :tenant_id is a bound parameter (the tenant's code42_tenant_uid). The load keeps what it read (the tenant holds at least as
--- many rows), and no child row of a session points at a session the warehouse does not hold.
+-- the tenant uid is a bound parameter (named tenant_id, colon-prefixed below). The load keeps what
+-- it read (the tenant holds at least as many rows), and no child row of a session points at a
+-- session the warehouse does not hold.
 SELECT
     (SELECT COUNT(*) FROM code42_session WHERE tenant_id = :tenant_id) >= {{ sessions }}
         AS sessions_loaded,
