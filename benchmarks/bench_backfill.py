@@ -118,7 +118,6 @@ def pipeline_child(args: argparse.Namespace) -> None:
     from securitycoach.mapping.rules import load_rules
     from securitycoach.mapping.store import remap
     from securitycoach.paths import detection_rules_path, mapping_rules_path
-    from securitycoach.streams import STREAMS
     from securitycoach.warehouse import create_warehouse_engine, migrate
 
     start = datetime.fromtimestamp(args.start_ms / 1000, UTC)
@@ -136,26 +135,19 @@ def pipeline_child(args: argparse.Namespace) -> None:
         def run(run_key: str, start: datetime, end: datetime, sessions_from: datetime) -> tuple[dict, Code42Hook]:
             hook = Code42Hook(CONN_ID)
             tenant = hook.tenant_id
-            times, items = {}, {}
-            t0 = time.perf_counter()
-            for stream, since in (("sessions", sessions_from), ("alerts", start)):
-                items[stream] = sync.extract_to_staging(engine, hook, STREAMS[stream], tenant_id=tenant,
-                                                        run_key=run_key, start=since, end=end)
-                times[f"extract_{stream}"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-            changed = {s: sync.load_staged(engine, STREAMS[s], tenant_id=tenant, run_key=run_key)
-                       for s in ("sessions", "alerts")}
-            times["load"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            sync.resolve_new_actors(engine, hook, tenant_id=tenant)
-            times["new_actors"] = time.perf_counter() - t0
+            lookback = (start - sessions_from) // timedelta(hours=1)
+            done = sync.Interval(tenant_id=tenant, run_key=run_key, start=start, end=end,
+                                 lookback_hours=lookback).run(engine, hook)
+            times = {f"extract_{e.stream}": e.seconds for e in done.extracted}
+            times.update(load=done.load_seconds, new_actors=done.new_actors_seconds)
             t0 = time.perf_counter()
             remap(engine, tenant, rules)
             times["map_users"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             detect(engine, tenant, catalog)  # the detect task (tip delivery, after it, is not measured)
             times["detect"] = time.perf_counter() - t0
-            return {"times": times, "items": items, "changed": changed}, hook
+            return {"times": times, "items": {e.stream: e.items for e in done.extracted},
+                    "changed": done.changed}, hook
 
         started = time.perf_counter()
         ref_hook = Code42Hook(CONN_ID)  # what code42_reference does: alert rules and actors

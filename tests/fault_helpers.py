@@ -18,7 +18,6 @@ import sqlalchemy as sa
 
 from code42_hook import Code42Hook
 from securitycoach import sync
-from securitycoach.streams import STREAMS
 from securitycoach.warehouse import create_warehouse_engine, migrate
 
 LOOKBACK = timedelta(hours=24)
@@ -39,16 +38,11 @@ def hourly_ends(sandbox, count: int, last_offset: timedelta = timedelta(hours=-3
 
 def run_interval(engine, hook, end: datetime, *, lookback: timedelta = LOOKBACK, batch_size: int | None = None,
                  tenant: str | None = None) -> None:
-    """One hourly run, as the DAG's tasks do it: extract both streams, load them, new actors."""
-    tenant = tenant or hook.tenant_id
-    start, run_key = end - timedelta(hours=1), f"run-{end:%Y%m%dT%H}"
+    """One hourly run, as the DAG's tasks do it (the core's interval runner): extract both streams,
+    load them, new actors."""
     size = {} if batch_size is None else {"batch_size": batch_size}
-    for stream, since in (("sessions", start - lookback), ("alerts", start)):
-        sync.extract_to_staging(engine, hook, STREAMS[stream], tenant_id=tenant, run_key=run_key,
-                                start=since, end=end, **size)
-    for stream in ("sessions", "alerts"):
-        sync.load_staged(engine, STREAMS[stream], tenant_id=tenant, run_key=run_key, **size)
-    sync.resolve_new_actors(engine, hook, tenant_id=tenant)
+    sync.Interval(tenant_id=tenant or hook.tenant_id, run_key=f"run-{end:%Y%m%dT%H}", start=end - timedelta(hours=1),
+                  end=end, lookback_hours=lookback // timedelta(hours=1), **size).run(engine, hook)
 
 
 def run_sync(engine, hook, ends, **kwargs) -> None:

@@ -13,7 +13,6 @@ from securitycoach.detection.engine import detect
 from securitycoach.mapping.rules import load_rules
 from securitycoach.mapping.store import refresh_ksat_directory, remap
 from securitycoach.paths import detection_rules_path, mapping_rules_path
-from securitycoach.streams import STREAMS
 
 
 def use_sandbox(monkeypatch, sandbox, **code42_extra) -> tuple[Code42Hook, KnowBe4Hook]:
@@ -35,15 +34,10 @@ def load_reference(engine, code42: Code42Hook, knowbe4: KnowBe4Hook) -> str:
 
 def sync_interval(engine, code42: Code42Hook, end: datetime, *, hours: int = 1,
                   lookback: timedelta = timedelta(hours=24)) -> None:
-    """One sync run for [end - hours, end): extract (sessions with look-back), load, new actors."""
-    tenant, start = code42.tenant_id, end - timedelta(hours=hours)
-    run_key = f"run-{end:%Y%m%dT%H%M}"
-    for stream, since in (("sessions", start - lookback), ("alerts", start)):
-        sync.extract_to_staging(engine, code42, STREAMS[stream], tenant_id=tenant, run_key=run_key,
-                                start=since, end=end)
-    for stream in ("sessions", "alerts"):
-        sync.load_staged(engine, STREAMS[stream], tenant_id=tenant, run_key=run_key)
-    sync.resolve_new_actors(engine, code42, tenant_id=tenant)
+    """One sync run for [end - hours, end) through the core's interval runner: extract (sessions with
+    look-back), load, new actors."""
+    sync.Interval(tenant_id=code42.tenant_id, run_key=f"run-{end:%Y%m%dT%H%M}", start=end - timedelta(hours=hours),
+                  end=end, lookback_hours=lookback // timedelta(hours=1)).run(engine, code42)
 
 
 def default_catalog() -> Catalog:

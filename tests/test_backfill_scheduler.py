@@ -38,6 +38,7 @@ DAYS = 3
 TENANTS_FILE = f"""version: 1
 tenants:
   - name: {TENANT}
+    code42_tenant_uid: 41a617d1-b5bb-4fb2-a12e-1c7d362780bc
     code42_conn_id: code42_default
     knowbe4_conn_id: knowbe4_default
     schedule: "0 0 * * *"

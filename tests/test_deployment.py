@@ -113,10 +113,12 @@ def test_init_creates_the_connections_and_one_pool_per_tenant(tmp_path):
     (bin_dir / "airflow").chmod(0o755)
     tenants = tmp_path / "tenants.yaml"
     tenants.write_text(yaml.safe_dump({"version": 1, "tenants": [
-        {"name": "default", "code42_conn_id": "code42_default", "knowbe4_conn_id": "knowbe4_default"},
-        {"name": "acme", "code42_conn_id": "code42_acme", "knowbe4_conn_id": "knowbe4_acme", "pool_slots": 2,
-         "pages_in_flight": 2},
-        {"name": "old", "code42_conn_id": "code42_old", "knowbe4_conn_id": "knowbe4_old", "enabled": False},
+        {"name": "default", "code42_tenant_uid": "41a617d1-b5bb-4fb2-a12e-1c7d362780bc",
+         "code42_conn_id": "code42_default", "knowbe4_conn_id": "knowbe4_default"},
+        {"name": "acme", "code42_tenant_uid": "0b6f3c2e-9d1a-4e57-8a2b-5c7d9e1f3a4b", "code42_conn_id": "code42_acme",
+         "knowbe4_conn_id": "knowbe4_acme", "pool_slots": 2, "pages_in_flight": 2},
+        {"name": "old", "code42_tenant_uid": "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f", "code42_conn_id": "code42_old",
+         "knowbe4_conn_id": "knowbe4_old", "enabled": False},
     ]}))
     venv_bin = Path(sys.executable).parent
     env = {**ENV_EXAMPLE, "PATH": f"{bin_dir}:{venv_bin}:/usr/bin:/bin", "SECURITYCOACH_TENANTS": str(tenants),

@@ -130,10 +130,11 @@ def test_a_429_with_retry_after_is_honoured(clean_sandbox, monkeypatch):
     assert len(sb.sinks()["slack"]) == 1
 
 
-def _operator(tmp_path, monkeypatch, engine_path, **kwargs):
+def _operator(tmp_path, monkeypatch, engine_path, tenant_id, **kwargs):
     monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE", json.dumps({"conn_type": "sqlite",
                                                                             "host": str(engine_path)}))
-    return DeliverTipsOperator(task_id="deliver_tips", campaigns_path=str(_campaign_file(tmp_path, **kwargs)))
+    return DeliverTipsOperator(task_id="deliver_tips", tenant_id=tenant_id,
+                               campaigns_path=str(_campaign_file(tmp_path, **kwargs)))
 
 
 def _words(engine, tenant) -> set[str]:
@@ -157,7 +158,7 @@ def test_the_deliver_task_records_no_chat_account_succeeds_and_its_digest_names_
         sqlite_warehouse, live_sandbox, monkeypatch, tmp_path):
     sb, engine = live_sandbox, sqlite_warehouse
     tenant = _load(engine, sb, monkeypatch)
-    operator = _operator(tmp_path, monkeypatch, engine.url.database)
+    operator = _operator(tmp_path, monkeypatch, engine.url.database, sb.tenant_id)
     result = operator.execute({"run_id": "manual__test"})  # no exception: the run succeeds
     outcomes = result["sent"]["Slack coaching"]
     assert outcomes.get("sent", 0) > 0 and outcomes.get("no_chat_account", 0) > 0, result
@@ -189,7 +190,7 @@ def test_invalid_auth_fails_in_one_line_naming_the_connection_without_the_token(
     monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_SLACK", json.dumps(
         {"conn_type": "slack", "password": token, "extra": {"base_url": sb.slack_base_url}}))
     caplog.set_level(logging.DEBUG)
-    operator = _operator(tmp_path, monkeypatch, engine.url.database, email=True)
+    operator = _operator(tmp_path, monkeypatch, engine.url.database, sb.tenant_id, email=True)
     with pytest.raises(AirflowFailException) as err:
         operator.execute({"run_id": "manual__bad_token"})
     message = str(err.value)

@@ -18,7 +18,10 @@ from securitycoach.tenants import TenantFileError, load_tenants
 from securitycoach.warehouse import create_warehouse_engine
 from securitycoach.warehouse import schema as t
 
-DEFAULT = {"name": "default", "code42_conn_id": "code42_default", "knowbe4_conn_id": "knowbe4_default"}
+SANDBOX_TENANT = "41a617d1-b5bb-4fb2-a12e-1c7d362780bc"  # the sandbox's tenant at seed 42 (tests' sandbox)
+ACME_TENANT = "0b6f3c2e-9d1a-4e57-8a2b-5c7d9e1f3a4b"
+DEFAULT = {"name": "default", "code42_tenant_uid": SANDBOX_TENANT, "code42_conn_id": "code42_default",
+           "knowbe4_conn_id": "knowbe4_default"}
 
 
 def _write(tmp_path, tenants, name="tenants.yaml"):
@@ -27,10 +30,12 @@ def _write(tmp_path, tenants, name="tenants.yaml"):
     return path
 
 
-def test_the_shipped_tenants_file_is_the_default_tenant_only():
+def test_the_shipped_tenants_file_is_the_default_tenant_only(sandbox):
     tenants = load_tenants(ROOT / "include" / "config" / "tenants.yaml")
     assert [(x.name, x.sync_dag_id, x.reference_dag_id, x.pool) for x in tenants.enabled] == [
         ("default", "code42_sync", "code42_reference", "code42_default")]
+    # the shipped entry is the sandbox's tenant: what its tokens say (tenantUid)
+    assert tenants.enabled[0].code42_tenant_uid == SANDBOX_TENANT == sandbox.tenant_id
 
 
 @pytest.mark.parametrize(("entry", "message"), [
@@ -42,9 +47,17 @@ def test_the_shipped_tenants_file_is_the_default_tenant_only():
     ({"pool": "x"}, r"tenant 2 \('acme'\): pool: Extra inputs are not permitted"),
     ({"code42_conn_id": "code42_default"}, (r"tenants\.yaml: \(file\): .*tenant 2 \('acme'\): code42_conn_id "
                                            r"'code42_default' is already used by tenant 1")),
+    ({"code42_tenant_uid": None}, r"tenant 2 \('acme'\): code42_tenant_uid: Field required"),
+    ({"code42_tenant_uid": "acme-tenant"}, (r"tenant 2 \('acme'\): code42_tenant_uid: Value error, 'acme-tenant' "
+                                            r"is not a UUID")),
+    ({"code42_tenant_uid": "{" + ACME_TENANT + "}"}, r"tenant 2 \('acme'\): code42_tenant_uid: .*8-4-4-4-12 form"),
+    ({"code42_tenant_uid": SANDBOX_TENANT}, (r"tenants\.yaml: \(file\): .*tenant 2 \('acme'\): code42_tenant_uid "
+                                            rf"'{SANDBOX_TENANT}' is already used by tenant 1")),
 ])
 def test_a_bad_tenants_file_names_the_file_the_entry_and_the_field(tmp_path, entry, message):
-    acme = {"name": "acme", "code42_conn_id": "code42_acme", "knowbe4_conn_id": "knowbe4_acme", **entry}
+    acme = {"name": "acme", "code42_tenant_uid": ACME_TENANT, "code42_conn_id": "code42_acme",
+            "knowbe4_conn_id": "knowbe4_acme", **entry}
+    acme = {k: v for k, v in acme.items() if v is not None}
     path = _write(tmp_path, [DEFAULT, acme])
     with pytest.raises(TenantFileError, match=message) as err:
         load_tenants(path)
@@ -82,8 +95,8 @@ def two_tenants(airflow_db, sandbox, start_sandbox, tmp_path, monkeypatch, pg_sc
     monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE", json.dumps({
         "conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "test",
         "extra": {"search_path": pg_schema}}))
-    acme = {"name": "acme", "code42_conn_id": "code42_acme", "knowbe4_conn_id": "knowbe4_acme",
-            "schedule": "15 * * * *", "lookback_hours": 2, "pool_slots": 2, "pages_in_flight": 2, "retries": 0}
+    acme = {"name": "acme", "code42_tenant_uid": other.tenant_id, "code42_conn_id": "code42_acme",
+            "knowbe4_conn_id": "knowbe4_acme", "schedule": "15 * * * *", "lookback_hours": 2, "pool_slots": 2, "pages_in_flight": 2, "retries": 0}
     monkeypatch.setenv("SECURITYCOACH_TENANTS", str(_write(tmp_path, [{**DEFAULT, "retries": 0}, acme])))
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
@@ -137,6 +150,48 @@ def test_a_broken_tenant_fails_alone_and_posts_a_failure_summary(two_tenants, sa
                           "Client ID / Client Secret")
     assert "\n" not in first and "not-the-secret" not in first and "eyJ" not in first
     assert not any("code42_sync." in p for p in posted)  # the good tenant posted nothing
+
+
+def test_a_tenant_uid_that_is_not_the_tokens_fails_the_run_before_any_extraction(
+        airflow_db, sandbox, tmp_path, monkeypatch):
+    """tenants.yaml says one tenant, the connection's token another: the extract tasks fail with
+    the one-line TenantMismatch (entry, connection, both uids) before asking Code42 for any data,
+    and nothing reaches the warehouse."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    sandbox.reset()
+    sandbox.clear_sinks()
+    for name, value in sandbox.airflow_connections(retry_backoff=0.05).items():
+        monkeypatch.setenv(name, value)
+    hook_conn = json.loads(sandbox.airflow_connections()["AIRFLOW_CONN_SECURITYCOACH_CHAT_WEBHOOK"])
+    monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_OPS_WEBHOOK", json.dumps(hook_conn))
+    monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE",
+                       json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "wh.db")}))
+    monkeypatch.setenv("SECURITYCOACH_TENANTS", str(_write(
+        tmp_path, [{**DEFAULT, "code42_tenant_uid": ACME_TENANT, "retries": 0}])))
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    end = sandbox.anchor.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    run = bag.get_dag("code42_sync").test(logical_date=end)
+    assert run.state == "failed"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert (states["ensure_schema"], states["extract_sessions"], states["extract_alerts"]) == (
+        "success", "failed", "failed")
+    assert states["load_warehouse"] == "upstream_failed"
+    assert sandbox.stats()["data_requests"] == 0  # a token, and no page of sessions or alerts
+    posted = [w["payload"]["text"] if "payload" in w else w.get("text") for w in sandbox.sinks()["webhook"]]
+    summaries = sorted(p for p in posted if p and "code42_sync.extract_" in p)
+    assert len(summaries) == 2
+    assert summaries[0].endswith(
+        f"TenantMismatch: tenants.yaml entry 'default': code42_tenant_uid is {ACME_TENANT} but the token of "
+        f"connection 'code42_default' is for tenant {sandbox.tenant_id}; fix the entry or the connection")
+    assert all("\n" not in p for p in summaries)
+    engine = create_warehouse_engine(f"sqlite:///{tmp_path / 'wh.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.staging_record)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.code42_session)).scalar_one() == 0
+    engine.dispose()
+    sandbox.clear_sinks()
 
 
 def test_data_checks_fail_on_a_null_and_a_duplicated_key(two_tenants, sandbox):

@@ -223,7 +223,7 @@ def test_without_read_on_watchlists_the_campaign_sends_nothing_and_says_why(
          "channel": {"type": "email", "conn_id": "securitycoach_smtp", "from": "coach@example.com"},
          "template": "securitytip_email.html.j2"}]}, sort_keys=False))
     caplog.set_level(logging.INFO)
-    op = DeliverTipsOperator(task_id="deliver_tips", campaigns_path=str(path))
+    op = DeliverTipsOperator(task_id="deliver_tips", tenant_id=sandbox.tenant_id, campaigns_path=str(path))
     result = op.execute({"run_id": "manual__triage-test"})  # the run succeeds
     assert "Read on Watchlists" in result["blocked"]["Watched"] and "403" in result["blocked"]["Watched"]
     assert sum(n for s, n in result["sent"]["Mail"].items() if s == "sent") > 0

@@ -18,6 +18,7 @@ import requests
 from apiclient.paging import SplitWindows
 from apiclient.settings import ApiSettings
 from apiclient.throttle import RateLimiter
+from apiclient.timeutil import require_aware, to_epoch_ms, to_iso_ms
 from apiclient.transport import HookStats, JsonApiHook, JsonListing, error_text
 from code42_hook.auth import Code42TokenAuth
 from code42_hook.errors import (
@@ -112,7 +113,7 @@ class Code42Hook(JsonApiHook):
         caller asks for a ranking: each listing is then paged by page number in that order, with
         the caveat above.
         """
-        lo, hi = _epoch_ms(start, "start"), _epoch_ms(end, "end")
+        lo, hi = to_epoch_ms(start, "start"), to_epoch_ms(end, "end")
         params = _session_filters(filters)
         listings = (False, True) if has_alerts is None else (bool(has_alerts),)
         for alerted in listings:
@@ -153,13 +154,13 @@ class Code42Hook(JsonApiHook):
     def iter_alerts(self, start: datetime, end: datetime) -> Iterator[Alert]:
         """Alerts created in [start, end) (the API's range is inclusive: the end is trimmed here)."""
         endpoint, size = "/v1/alerts/query-alerts", self.ALERTS_PAGE_SIZE
-        start, end = _aware(start, "start"), _aware(end, "end")
+        start, end = require_aware(start, "start"), require_aware(end, "end")
         query = {
             "tenantId": self.tenant_id,
             "groupClause": "AND",
             "groups": [{"filterClause": "AND", "filters": [
-                {"term": "CreatedAt", "operator": "ON_OR_AFTER", "value": _iso(start)},
-                {"term": "CreatedAt", "operator": "ON_OR_BEFORE", "value": _iso(end)},
+                {"term": "CreatedAt", "operator": "ON_OR_AFTER", "value": to_iso_ms(start)},
+                {"term": "CreatedAt", "operator": "ON_OR_BEFORE", "value": to_iso_ms(end)},
             ]}],
             "pgSize": size, "srtDirection": "ASC", "srtKey": "CreatedAt",
         }
@@ -262,7 +263,7 @@ class Code42Hook(JsonApiHook):
             ('"Alert Rules"', lambda: self._request_json("GET", "/v2/alert-rules",
                                                           params={"PageNumber": 0, "PageSize": 1})),
             ('"Alerts and Sessions"', lambda: self._request_json("GET", "/v1/sessions", params={
-                "on_or_after": 0, "before": _epoch_ms(datetime.now(UTC), "now"), "page_size": 1, "page_number": 0})),
+                "on_or_after": 0, "before": to_epoch_ms(datetime.now(UTC), "now"), "page_size": 1, "page_number": 0})),
             ('"Alerts and Sessions"', lambda: self._request_json("POST", "/v1/alerts/query-alerts", json={
                 "tenantId": tenant, "groupClause": "AND", "groups": [], "pgNum": 0, "pgSize": 1,
                 "srtDirection": "ASC", "srtKey": "CreatedAt"})),
@@ -277,20 +278,6 @@ class Code42Hook(JsonApiHook):
             except Code42Error as exc:
                 return False, f"Unreachable or non-Code42 Base URL {self.base_url}: {exc}"
         return True, f"Authorized: tenant {tenant}; Alert Rules and Alerts and Sessions are readable."
-
-
-def _aware(value: datetime, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
-    return value.astimezone(UTC)
-
-
-def _epoch_ms(value: datetime, what: str) -> int:
-    return int(_aware(value, what).timestamp() * 1000)
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
 def _problems_text(problems: Any) -> str:

@@ -3,13 +3,17 @@
 The warehouse connection may be SQLite or PostgreSQL with a ``search_path`` extra (see
 ``warehouse_hook``), which the stock hooks of those connection types would not honour (and no
 SQLite provider is installed): ``WarehouseSqlHook`` is a ``DbApiHook`` over the project's own
-engine, and the check operators below only swap it in.
+engine, and the check operators below only swap it in. Values reach the SQL only as bound parameters
+(``:tenant_id`` in the text, ``parameters={"tenant_id": ...}`` on the operator), never as literals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
+from typing import Any
 
+import sqlalchemy as sa
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow.providers.common.sql.operators.sql import (
     SQLCheckOperator,
@@ -37,6 +41,21 @@ class WarehouseSqlHook(DbApiHook):
     def get_sqlalchemy_engine(self, engine_kwargs=None):
         return self._engine
 
+    def _rows(self, sql: str, parameters: Mapping[str, Any] | None) -> list[tuple]:
+        """``sql`` with ``:name`` parameters bound (``sqlalchemy.text``): the values never enter the text."""
+        with self._engine.connect() as conn:
+            result = conn.execute(sa.text(sql), dict(parameters or {}))
+            names = result.keys()  # the DB-API description, as far as the checks read it (names)
+            self.descriptions = [[(name,) for name in names]]
+            return [tuple(row) for row in result]
+
+    def get_records(self, sql, parameters=None, **kwargs) -> list[tuple]:
+        return self._rows(sql, parameters)
+
+    def get_first(self, sql, parameters=None, **kwargs) -> tuple | None:
+        rows = self._rows(sql, parameters)
+        return rows[0] if rows else None
+
 
 class _OnWarehouse:
     """``conn_id`` defaults to the warehouse; a failed check fails the task without retries (bad
@@ -59,12 +78,28 @@ class _OnWarehouse:
         super()._raise_exception(f"{headline}\n{exception_string}")
 
 
+class _BoundRecords:
+    """The hook as the stock column check sees it: ``get_records(sql)`` with the operator's
+    ``parameters`` bound."""
+
+    def __init__(self, hook: WarehouseSqlHook, parameters: Mapping[str, Any]) -> None:
+        self._hook, self._parameters = hook, parameters
+
+    def get_records(self, sql, parameters=None, **kwargs) -> list[tuple]:
+        return self._hook.get_records(sql, {**self._parameters, **(parameters or {})})
+
+
 class WarehouseColumnCheckOperator(_OnWarehouse, SQLColumnCheckOperator):
-    """``SQLColumnCheckOperator`` on the warehouse (null, unique, min/max per column)."""
+    """``SQLColumnCheckOperator`` on the warehouse (null, unique, min/max per column); the
+    ``partition_clause`` may name ``:parameters`` (``parameters`` binds them)."""
 
     def __init__(self, *, conn_id: str = WarehouseHook.default_conn_name, retry_on_failure: bool = False,
-                 **kwargs) -> None:
+                 parameters: Mapping[str, Any] | None = None, **kwargs) -> None:
         super().__init__(conn_id=conn_id, retry_on_failure=retry_on_failure, **kwargs)
+        self.parameters = dict(parameters or {})
+
+    def get_db_hook(self):
+        return _BoundRecords(self._warehouse_sql_hook, self.parameters)
 
     def failed_checks(self) -> list[str]:
         return [f"{self.table}.{column} {check} = {values.get('result')!r}"
@@ -75,8 +110,8 @@ class WarehouseColumnCheckOperator(_OnWarehouse, SQLColumnCheckOperator):
 class WarehouseCheckOperator(_OnWarehouse, SQLCheckOperator):
     """``SQLCheckOperator`` on the warehouse (every value of the query's first row must be true).
 
-    ``sql_vars`` (templated first) become variables of the SQL file's own template, so the file
-    says ``{{ tenant }}`` and the DAG says where the tenant comes from.
+    ``sql_vars`` (templated first) become variables of the SQL file's own template (counts from
+    XCom); values such as the tenant uid are bound parameters (``parameters``, ``:tenant_id``).
     """
 
     def __init__(self, *, sql_vars: dict[str, str] | None = None, conn_id: str = WarehouseHook.default_conn_name,
@@ -105,9 +140,3 @@ class WarehouseCheckOperator(_OnWarehouse, SQLCheckOperator):
     def failed_checks(self) -> list[str]:
         return list(getattr(self, "_failed", []))
 
-
-def sql_string(value: object) -> str:
-    """A SQL string literal (Jinja filter for values that come from XCom, e.g. the tenant uid)."""
-    if value is None:
-        raise ValueError("no value to quote: the upstream task pushed none")
-    return "'" + str(value).replace("'", "''") + "'"

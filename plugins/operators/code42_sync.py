@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from airflow.sdk import BaseOperator
@@ -15,16 +13,6 @@ from operators.warehouse_hook import WarehouseHook
 from securitycoach import sync
 from securitycoach.streams import STREAMS
 from securitycoach.warehouse import migrate
-
-
-def _hours(value: Any, what: str) -> int:
-    try:
-        hours = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a whole number of hours, got {value!r}") from None
-    if not 0 <= hours <= 24 * 90:
-        raise ValueError(f"{what} must be between 0 and {24 * 90} hours, got {hours}")
-    return hours
 
 
 class WarehouseSchemaOperator(BaseOperator):
@@ -38,7 +26,33 @@ class WarehouseSchemaOperator(BaseOperator):
         return migrate(WarehouseHook(self.warehouse_conn_id).get_engine())
 
 
-class Code42ExtractOperator(BaseOperator):
+def _interval(context, tenant_id: str, lookback: int | str = 0) -> sync.Interval:
+    """The run's interval: its data interval, keyed by the run id (what every task of the run shares)."""
+    return sync.Interval(tenant_id=tenant_id, run_key=context["run_id"], start=context["data_interval_start"],
+                         end=context["data_interval_end"], lookback_hours=lookback)
+
+
+class _Code42TenantOperator(BaseOperator):
+    """Operators that read a tenant's Code42 data: the tenant uid comes from the tenants file
+    (``tenant_id``); the task checks it against the token it holds anyway before reading anything
+    (``tenant_entry`` names the tenants file's entry in the error)."""
+
+    def __init__(self, *, tenant_id: str, tenant_entry: str = "default",
+                 code42_conn_id: str = Code42Hook.default_conn_name,
+                 warehouse_conn_id: str = WarehouseHook.default_conn_name, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.tenant_id = tenant_id
+        self.tenant_entry = tenant_entry
+        self.code42_conn_id = code42_conn_id
+        self.warehouse_conn_id = warehouse_conn_id
+
+    def verified_hook(self) -> Code42Hook:
+        hook = Code42Hook(self.code42_conn_id)
+        sync.verify_tenant(hook, self.tenant_id, entry=self.tenant_entry, conn_id=self.code42_conn_id)
+        return hook
+
+
+class Code42ExtractOperator(_Code42TenantOperator):
     """Stage one Code42 stream for the run's data interval (sessions: plus the look-back).
 
     ``pages_in_flight`` caps the pages fetched at once (the tenant DAGs set it to the task's
@@ -47,57 +61,19 @@ class Code42ExtractOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("lookback_hours",)
 
-    def __init__(
-        self,
-        *,
-        stream: str,
-        lookback_hours: int | str = 0,
-        pages_in_flight: int | None = None,
-        code42_conn_id: str = Code42Hook.default_conn_name,
-        warehouse_conn_id: str = WarehouseHook.default_conn_name,
-        **kwargs,
-    ) -> None:
+    def __init__(self, *, stream: str, lookback_hours: int | str = 0, pages_in_flight: int | None = None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         if stream not in STREAMS:
             raise ValueError(f"{self.task_id}: unknown stream {stream!r}; expected one of {sorted(STREAMS)}")
         self.stream = stream
         self.lookback_hours = lookback_hours
         self.pages_in_flight = pages_in_flight
-        self.code42_conn_id = code42_conn_id
-        self.warehouse_conn_id = warehouse_conn_id
 
     def execute(self, context) -> dict[str, Any]:
-        started = time.monotonic()
-        end = context["data_interval_end"]
-        start = context["data_interval_start"]
-        lookback = _hours(self.lookback_hours, "lookback_hours")
-        start_from = start - timedelta(hours=lookback)
-        hook = Code42Hook(self.code42_conn_id)
-        if self.pages_in_flight:  # at most the pool slots this task holds (the connection may say fewer)
-            hook.settings = replace(hook.settings,
-                                    pages_in_flight=min(hook.settings.pages_in_flight, self.pages_in_flight))
-        count = sync.extract_to_staging(
-            WarehouseHook(self.warehouse_conn_id).get_engine(),
-            hook,
-            STREAMS[self.stream],
-            tenant_id=hook.tenant_id,
-            run_key=context["run_id"],
-            start=start_from,
-            end=end,
-        )
-        stats = hook.stats
-        return {
-            "tenant_id": hook.tenant_id,
-            "stream": self.stream,
-            "from": start_from.isoformat(),
-            "items": count,
-            "pages": stats.pages,
-            "requests": stats.requests,
-            "retries": stats.retries,
-            "n_429": stats.n_429,
-            "n_5xx": stats.n_5xx,
-            "seconds": round(time.monotonic() - started, 3),
-        }
+        interval = _interval(context, self.tenant_id, self.lookback_hours)
+        hook = sync.limit_pages_in_flight(self.verified_hook(), self.pages_in_flight)
+        return interval.extract(hook, WarehouseHook(self.warehouse_conn_id).get_engine(), self.stream).to_dict()
 
 
 class WarehouseLoadOperator(BaseOperator):
@@ -106,26 +82,26 @@ class WarehouseLoadOperator(BaseOperator):
     def __init__(
         self,
         *,
+        tenant_id: str,
         extract_task_ids: Sequence[str],
         warehouse_conn_id: str = WarehouseHook.default_conn_name,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self.tenant_id = tenant_id
         self.extract_task_ids = list(extract_task_ids)
         self.warehouse_conn_id = warehouse_conn_id
 
     def execute(self, context) -> dict[str, Any]:
         started = time.monotonic()
+        interval = _interval(context, self.tenant_id)
         engine = WarehouseHook(self.warehouse_conn_id).get_engine()
-        changed = {}
-        for extracted in context["ti"].xcom_pull(task_ids=self.extract_task_ids):
-            changed[extracted["stream"]] = sync.load_staged(
-                engine, STREAMS[extracted["stream"]], tenant_id=extracted["tenant_id"], run_key=context["run_id"]
-            )
+        changed = {extracted["stream"]: interval.load(engine, extracted["stream"])
+                   for extracted in context["ti"].xcom_pull(task_ids=self.extract_task_ids)}
         return {"changed": changed, "seconds": round(time.monotonic() - started, 3)}
 
 
-class Code42ReferenceOperator(BaseOperator):
+class Code42ReferenceOperator(_Code42TenantOperator):
     """Refresh reference data: ``alert_rules``, all ``actors``, or only ``new_actors``."""
 
     WHAT: ClassVar[dict[str, Any]] = {
@@ -134,27 +110,16 @@ class Code42ReferenceOperator(BaseOperator):
         "new_actors": sync.resolve_new_actors,
     }
 
-    def __init__(
-        self,
-        *,
-        what: str,
-        code42_conn_id: str = Code42Hook.default_conn_name,
-        warehouse_conn_id: str = WarehouseHook.default_conn_name,
-        **kwargs,
-    ) -> None:
+    def __init__(self, *, what: str, **kwargs) -> None:
         super().__init__(**kwargs)
         if what not in self.WHAT:
             raise ValueError(f"{self.task_id}: unknown reference {what!r}; expected one of {sorted(self.WHAT)}")
         self.what = what
-        self.code42_conn_id = code42_conn_id
-        self.warehouse_conn_id = warehouse_conn_id
 
     def execute(self, context) -> dict[str, Any]:
-        hook = Code42Hook(self.code42_conn_id)
-        count = self.WHAT[self.what](
-            WarehouseHook(self.warehouse_conn_id).get_engine(), hook, tenant_id=hook.tenant_id
-        )
-        return {"tenant_id": hook.tenant_id, "what": self.what, "items": count,
+        hook = self.verified_hook()
+        count = self.WHAT[self.what](WarehouseHook(self.warehouse_conn_id).get_engine(), hook, tenant_id=self.tenant_id)
+        return {"what": self.what, "items": count,
                 "requests": hook.stats.requests, "retries": hook.stats.retries, "n_429": hook.stats.n_429}
 
 
@@ -164,35 +129,24 @@ class SyncAuditOperator(BaseOperator):
     def __init__(
         self,
         *,
+        tenant_id: str,
         extract_task_ids: Sequence[str],
         load_task_id: str,
         warehouse_conn_id: str = WarehouseHook.default_conn_name,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        self.tenant_id = tenant_id
         self.extract_task_ids = list(extract_task_ids)
         self.load_task_id = load_task_id
         self.warehouse_conn_id = warehouse_conn_id
 
     def execute(self, context) -> dict[str, Any]:
         ti = context["ti"]
-        extracted = ti.xcom_pull(task_ids=self.extract_task_ids)
+        extracted = [sync.Extracted.from_dict(e) for e in ti.xcom_pull(task_ids=self.extract_task_ids)]
         loaded = ti.xcom_pull(task_ids=self.load_task_id) or {"changed": {}, "seconds": 0.0}
-        sessions = next((e for e in extracted if e["stream"] == "sessions"), None)
-        row = sync.AuditRow(
-            tenant_id=extracted[0]["tenant_id"],
-            dag_id=context["dag"].dag_id,
-            run_id=context["run_id"],
-            interval_start=context["data_interval_start"],
-            interval_end=context["data_interval_end"],
-            sessions_from=datetime.fromisoformat(sessions["from"]) if sessions else None,
-            rows_changed=sum(loaded["changed"].values()),
-            # the pipeline's own work: extraction (API + staging) and load, not scheduling gaps
-            seconds=round(sum(e["seconds"] for e in extracted) + loaded["seconds"], 3),
-        )
-        for e in extracted:
-            for field in ("pages", "items", "requests", "retries", "n_429", "n_5xx"):
-                setattr(row, field, getattr(row, field) + e[field])
+        row = _interval(context, self.tenant_id).audit_row(context["dag"].dag_id, extracted, loaded["changed"],
+                                                            loaded["seconds"])
         sync.write_audit(WarehouseHook(self.warehouse_conn_id).get_engine(), row)
         return {"items": row.items, "pages": row.pages, "requests": row.requests,
                 "rows_changed": row.rows_changed, "n_429": row.n_429, "retries": row.retries}

@@ -18,16 +18,21 @@ from securitycoach.paths import mapping_rules_path, upload_dir
 
 
 class _TenantOperator(BaseOperator):
-    """Operators that act for the tenant of a Code42 connection, on the warehouse."""
+    """Operators that act for one tenant on the warehouse: ``tenant_id`` is the tenants file's
+    ``code42_tenant_uid`` (given, never learnt from a token); ``code42_conn_id`` is its Code42
+    connection, for the operators that call Code42."""
 
-    def __init__(self, *, code42_conn_id: str = Code42Hook.default_conn_name,
+    template_fields: Sequence[str] = ("tenant_id",)
+
+    def __init__(self, *, tenant_id: str, code42_conn_id: str = Code42Hook.default_conn_name,
                  warehouse_conn_id: str = WarehouseHook.default_conn_name, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.tenant_id = tenant_id
         self.code42_conn_id = code42_conn_id
         self.warehouse_conn_id = warehouse_conn_id
 
     def tenant_and_engine(self):
-        return Code42Hook(self.code42_conn_id).tenant_id, WarehouseHook(self.warehouse_conn_id).get_engine()
+        return self.tenant_id, WarehouseHook(self.warehouse_conn_id).get_engine()
 
 
 class KsatDirectoryOperator(_TenantOperator):
@@ -58,7 +63,7 @@ class MapUsersOperator(_TenantOperator):
 class MappingUploadOperator(_TenantOperator):
     """Apply a mapping CSV from the upload folder; a file with any problem is rejected whole."""
 
-    template_fields: Sequence[str] = ("csv_path",)
+    template_fields: Sequence[str] = ("csv_path", *_TenantOperator.template_fields)
 
     def __init__(self, *, csv_path: str, **kwargs) -> None:
         super().__init__(**kwargs)

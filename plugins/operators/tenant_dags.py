@@ -1,9 +1,10 @@
 """The DAG factory of the tenants file: per tenant, a sync DAG and a reference DAG.
 
 ``dags/code42_sync.py`` and ``dags/code42_reference.py`` only loop over the file's enabled
-tenants and call these builders. Every task of a tenant's DAGs gets the tenant's connection ids
-(the warehouse tenant id is the ``tenantUid`` of that Code42 connection's token), so tenants share
-the warehouse but never a task. Each tenant has its own DAGs, so one failing does not stop another.
+tenants and call these builders. Every task of a tenant's DAGs gets the tenant's connection ids and
+its ``code42_tenant_uid`` as an argument (the tasks that read Code42 check it against the token they
+hold before reading), so tenants share the warehouse but never a task. Each tenant has its own DAGs,
+so one failing does not stop another. The data checks bind the tenant uid as a SQL parameter.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
-from operators.checks import WarehouseCheckOperator, WarehouseColumnCheckOperator, sql_string
+from operators.checks import WarehouseCheckOperator, WarehouseColumnCheckOperator
 from operators.coaching import DeliverTipsOperator, DetectOperator, PushKsatEventsOperator
 from operators.code42_sync import (
     Code42ExtractOperator,
@@ -29,8 +30,6 @@ from securitycoach.tenants import Tenant, load_tenants
 
 START = datetime(2024, 1, 1)
 EXTRACTS = ("extract_sessions", "extract_alerts")
-# The run's tenant uid as a SQL literal: extract_alerts pushed it (from the connection's token).
-TENANT_SQL = "{{ ti.xcom_pull(task_ids='extract_alerts')['tenant_id'] | sql_string }}"
 
 SYNC_DOC = """Code42 Incydr sync of tenant **{name}** (connection `{code42}`, KnowBe4 `{knowbe4}`):
 sessions + alerts of the data interval into the shared warehouse, data checks, then user mapping,
@@ -66,8 +65,15 @@ def _doc(template: str, tenant: Tenant) -> str:
                            deep=tenant.deep_lookback_days)
 
 
+def _tenant_args(tenant: Tenant) -> dict:
+    """What every task of a tenant's DAGs is told about the tenant."""
+    return {"code42_conn_id": tenant.code42_conn_id, "tenant_id": tenant.code42_tenant_uid}
+
+
 def build_sync_dag(tenant: Tenant) -> DAG:
-    conns = {"code42_conn_id": tenant.code42_conn_id}
+    conns = _tenant_args(tenant)
+    code42 = {**conns, "tenant_entry": tenant.name}
+    by_tenant = {"partition_clause": "tenant_id = :tenant_id", "parameters": {"tenant_id": tenant.code42_tenant_uid}}
     with DAG(
         dag_id=tenant.sync_dag_id,
         # A data-interval timetable: each run covers the period before it ([start, end)), whatever
@@ -84,21 +90,20 @@ def build_sync_dag(tenant: Tenant) -> DAG:
             )
         },
         template_searchpath=[str(sql_dir())],
-        user_defined_filters={"sql_string": sql_string},
         tags=["code42", "securitycoach", f"tenant:{tenant.name}"],
         doc_md=_doc(SYNC_DOC, tenant),
     ) as dag:
         schema = WarehouseSchemaOperator(task_id="ensure_schema")
         extract = {"pool": tenant.pool, "pool_slots": tenant.pages_in_flight,
-                   "pages_in_flight": tenant.pages_in_flight, **conns}
+                   "pages_in_flight": tenant.pages_in_flight, **code42}
         sessions = Code42ExtractOperator(task_id="extract_sessions", stream="sessions",
                                          lookback_hours="{{ params.lookback_hours }}", **extract)
         alerts = Code42ExtractOperator(task_id="extract_alerts", stream="alerts", **extract)
         load = WarehouseLoadOperator(task_id="load_warehouse", extract_task_ids=list(EXTRACTS),
-                                     outlets=[WAREHOUSE_ASSET])
+                                     tenant_id=tenant.code42_tenant_uid, outlets=[WAREHOUSE_ASSET])
         checks = [
             WarehouseColumnCheckOperator(
-                task_id="check_session_keys", table="code42_session", partition_clause=f"tenant_id = {TENANT_SQL}",
+                task_id="check_session_keys", table="code42_session", **by_tenant,
                 column_mapping={
                     "session_id": {"null_check": {"equal_to": 0}, "unique_check": {"equal_to": 0}},
                     "actor_id": {"null_check": {"equal_to": 0}},
@@ -106,7 +111,7 @@ def build_sync_dag(tenant: Tenant) -> DAG:
                 },
             ),
             WarehouseColumnCheckOperator(
-                task_id="check_alert_keys", table="code42_alert", partition_clause=f"tenant_id = {TENANT_SQL}",
+                task_id="check_alert_keys", table="code42_alert", **by_tenant,
                 column_mapping={
                     "alert_id": {"null_check": {"equal_to": 0}, "unique_check": {"equal_to": 0}},
                     "created_at": {"null_check": {"equal_to": 0}},
@@ -114,14 +119,14 @@ def build_sync_dag(tenant: Tenant) -> DAG:
             ),
             WarehouseCheckOperator(
                 task_id="check_loaded_rows", sql="checks/loaded_rows.sql",
-                sql_vars={"tenant": TENANT_SQL,
-                          "sessions": "{{ ti.xcom_pull(task_ids='extract_sessions')['items'] | int }}",
+                parameters={"tenant_id": tenant.code42_tenant_uid},
+                sql_vars={"sessions": "{{ ti.xcom_pull(task_ids='extract_sessions')['items'] | int }}",
                           "alerts": "{{ ti.xcom_pull(task_ids='extract_alerts')['items'] | int }}"},
             ),
         ]
-        actors = Code42ReferenceOperator(task_id="resolve_new_actors", what="new_actors", **conns)
+        actors = Code42ReferenceOperator(task_id="resolve_new_actors", what="new_actors", **code42)
         audit = SyncAuditOperator(task_id="write_audit", extract_task_ids=list(EXTRACTS),
-                                  load_task_id="load_warehouse")
+                                  load_task_id="load_warehouse", tenant_id=tenant.code42_tenant_uid)
         map_users = MapUsersOperator(task_id="map_users", **conns)
         detect = DetectOperator(task_id="detect", **conns)
         deliver = DeliverTipsOperator(task_id="deliver_tips", **conns)
@@ -134,7 +139,8 @@ def build_sync_dag(tenant: Tenant) -> DAG:
 
 
 def build_reference_dag(tenant: Tenant) -> DAG:
-    conns = {"code42_conn_id": tenant.code42_conn_id}
+    conns = _tenant_args(tenant)
+    code42 = {**conns, "tenant_entry": tenant.name}
     with DAG(
         dag_id=tenant.reference_dag_id,
         schedule=CronDataIntervalTimetable(tenant.reference_schedule, timezone="UTC"),
@@ -145,8 +151,8 @@ def build_reference_dag(tenant: Tenant) -> DAG:
         doc_md=_doc(REFERENCE_DOC, tenant),
     ) as dag:
         schema = WarehouseSchemaOperator(task_id="ensure_schema")
-        rules = Code42ReferenceOperator(task_id="refresh_alert_rules", what="alert_rules", **conns)
-        actors = Code42ReferenceOperator(task_id="refresh_actors", what="actors", **conns)
+        rules = Code42ReferenceOperator(task_id="refresh_alert_rules", what="alert_rules", **code42)
+        actors = Code42ReferenceOperator(task_id="refresh_actors", what="actors", **code42)
         ksat = KsatDirectoryOperator(task_id="refresh_ksat_directory", knowbe4_conn_id=tenant.knowbe4_conn_id,
                                      **conns)
         map_users = MapUsersOperator(task_id="map_users", **conns)
@@ -157,11 +163,11 @@ def build_reference_dag(tenant: Tenant) -> DAG:
             # detects it, and tips for it are stale by then unless it is still fresh).
             reread = Code42ExtractOperator(
                 task_id="reread_sessions", stream="sessions", lookback_hours=24 * tenant.deep_lookback_days,
-                pool=tenant.pool, pool_slots=tenant.pages_in_flight, pages_in_flight=tenant.pages_in_flight, **conns)
+                pool=tenant.pool, pool_slots=tenant.pages_in_flight, pages_in_flight=tenant.pages_in_flight, **code42)
             load = WarehouseLoadOperator(task_id="load_reread", extract_task_ids=[reread.task_id],
-                                         outlets=[WAREHOUSE_ASSET])
+                                         tenant_id=tenant.code42_tenant_uid, outlets=[WAREHOUSE_ASSET])
             audit = SyncAuditOperator(task_id="write_audit", extract_task_ids=[reread.task_id],
-                                      load_task_id=load.task_id)
+                                      load_task_id=load.task_id, tenant_id=tenant.code42_tenant_uid)
             schema >> reread >> load >> audit
     return dag
 

@@ -7,21 +7,26 @@
 - ``load_staged``: staged items -> fact tables, one transaction per batch, then clear the staging.
 - ``refresh_alert_rules`` / ``refresh_actors`` / ``resolve_new_actors``: reference data.
 - ``write_audit``: one row per run with what it cost.
+- ``Interval``: one sync interval of one tenant, the steps above in the DAG's order (``run``); the
+  operators, the tests' pipeline helpers and the bench call it (each DAG task one of its steps).
+- ``verify_tenant``: the tenant uid of the tenants file against the one the token is for.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
 from itertools import islice
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from securitycoach.streams import Stream
+from securitycoach.streams import STREAMS, Stream
 from securitycoach.timeutil import require_aware
 from securitycoach.warehouse import schema as t
 from securitycoach.warehouse.engine import ANALYZE_MIN_ROWS, refresh_statistics
@@ -30,6 +35,9 @@ from securitycoach.warehouse.upsert import upsert
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+MAX_LOOKBACK_HOURS = 24 * 90
+# The client counters an audit row adds up over a run's extractions (``client.stats``, if it has them).
+COUNTERS = ("pages", "requests", "retries", "n_429", "n_5xx")
 
 
 def _batched(items: Iterable, size: int) -> Iterator[list]:
@@ -245,3 +253,154 @@ def table_counts(engine: Engine, tenant_id: str | None = None) -> dict[str, int]
                 query = query.where(table.c.tenant_id == tenant_id)
             counts[table.name] = conn.execute(query).scalar_one()
     return counts
+
+
+# --- the tenant ----------------------------------------------------------------------------------
+class TenantMismatch(ValueError):
+    """The tenants file says one Code42 tenant, the connection's token is for another."""
+
+
+def verify_tenant(client, tenant_id: str, *, entry: str, conn_id: str) -> str:
+    """Check the tenants file's ``code42_tenant_uid`` against the ``tenantUid`` claim of the
+    connection's token (``client.tenant_id``); returns the uid or raises ``TenantMismatch``."""
+    actual = client.tenant_id
+    if actual != tenant_id:
+        raise TenantMismatch(
+            f"tenants.yaml entry {entry!r}: code42_tenant_uid is {tenant_id} but the token of connection "
+            f"{conn_id!r} is for tenant {actual}; fix the entry or the connection")
+    return actual
+
+
+def limit_pages_in_flight(client, pages: int | None):
+    """Let ``client`` fetch at most ``pages`` pages at once (the pool slots its task holds; the
+    connection may say fewer). ``None`` or 0: as the connection says. Returns the client."""
+    if pages:
+        client.settings = replace(client.settings, pages_in_flight=min(client.settings.pages_in_flight, pages))
+    return client
+
+
+def lookback_hours(value: Any, what: str = "lookback_hours") -> int:
+    """A look-back as whole hours in [0, MAX_LOOKBACK_HOURS] (DAG params arrive as text)."""
+    try:
+        hours = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a whole number of hours, got {value!r}") from None
+    if not 0 <= hours <= MAX_LOOKBACK_HOURS:
+        raise ValueError(f"{what} must be between 0 and {MAX_LOOKBACK_HOURS} hours, got {hours}")
+    return hours
+
+
+# --- one interval ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Extracted:
+    """What one stream's extraction staged and what it asked of the API (an extract task's XCom)."""
+
+    stream: str
+    since: datetime
+    items: int
+    seconds: float
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    n_429: int = 0
+    n_5xx: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "since": self.since.isoformat()}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> Extracted:
+        return cls(**{**value, "since": datetime.fromisoformat(value["since"])})
+
+
+@dataclass
+class RunResult:
+    """What ``Interval.run`` did, step by step (the bench reads its timings)."""
+
+    extracted: list[Extracted]
+    changed: dict[str, int]
+    load_seconds: float
+    new_actors: int
+    new_actors_seconds: float
+    audit: AuditRow | None = None
+
+
+def _counters(client) -> dict[str, int]:
+    stats = getattr(client, "stats", None)
+    return {name: getattr(stats, name, 0) for name in COUNTERS}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One sync run of one tenant over [start, end), staged under ``run_key`` (the DAG run id).
+
+    Sessions are read from ``start - lookback_hours`` (their late changes: triage, new alerts);
+    alerts from ``start``. ``extract`` / ``load`` / ``resolve_new_actors`` / ``audit_row`` are the
+    DAG's tasks, ``run`` is all of them in the DAG's order, in one process.
+    """
+
+    tenant_id: str
+    run_key: str
+    start: datetime
+    end: datetime
+    lookback_hours: int = 0
+    batch_size: int = BATCH_SIZE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", require_aware(self.start, "start"))
+        object.__setattr__(self, "end", require_aware(self.end, "end"))
+        object.__setattr__(self, "lookback_hours", lookback_hours(self.lookback_hours))
+        if not self.tenant_id:
+            raise ValueError(f"interval {self.run_key}: no tenant id")
+
+    def since(self, stream: str) -> datetime:
+        """Where ``stream`` is read from: sessions with the look-back, anything else from ``start``."""
+        return self.start - timedelta(hours=self.lookback_hours) if stream == "sessions" else self.start
+
+    def extract(self, client, engine: Engine, stream: str) -> Extracted:
+        """Stage ``stream`` for the interval; the counts are what ``client`` asked of the API meanwhile."""
+        started, before = time.monotonic(), _counters(client)
+        since = self.since(stream)
+        items = extract_to_staging(engine, client, STREAMS[stream], tenant_id=self.tenant_id, run_key=self.run_key,
+                                   start=since, end=self.end, batch_size=self.batch_size)
+        after = _counters(client)
+        return Extracted(stream=stream, since=since, items=items, seconds=round(time.monotonic() - started, 3),
+                         **{name: after[name] - before[name] for name in COUNTERS})
+
+    def load(self, engine: Engine, stream: str) -> int:
+        """Move what ``extract`` staged for ``stream`` into the fact tables; rows new or changed."""
+        return load_staged(engine, STREAMS[stream], tenant_id=self.tenant_id, run_key=self.run_key,
+                           batch_size=self.batch_size)
+
+    def resolve_new_actors(self, engine: Engine, client) -> int:
+        return resolve_new_actors(engine, client, tenant_id=self.tenant_id)
+
+    def audit_row(self, dag_id: str, extracted: Sequence[Extracted], changed: dict[str, int],
+                  load_seconds: float) -> AuditRow:
+        """The run's audit row: the extractions' counts and the pipeline's own time (extraction and
+        load, not scheduling gaps)."""
+        sessions = next((e for e in extracted if e.stream == "sessions"), None)
+        row = AuditRow(tenant_id=self.tenant_id, dag_id=dag_id, run_id=self.run_key,
+                       interval_start=self.start, interval_end=self.end,
+                       sessions_from=sessions.since if sessions else None,
+                       items=sum(e.items for e in extracted), rows_changed=sum(changed.values()),
+                       seconds=round(sum(e.seconds for e in extracted) + load_seconds, 3))
+        for name in COUNTERS:
+            setattr(row, name, sum(getattr(e, name) for e in extracted))
+        return row
+
+    def run(self, engine: Engine, client, *, streams: Sequence[str] = ("sessions", "alerts"),
+            dag_id: str | None = None) -> RunResult:
+        """The whole interval: extract ``streams``, load them, fetch the actors they newly name and,
+        with ``dag_id``, write the audit row (under that DAG id)."""
+        extracted = [self.extract(client, engine, stream) for stream in streams]
+        started = time.monotonic()
+        changed = {stream: self.load(engine, stream) for stream in streams}
+        load_seconds = round(time.monotonic() - started, 3)
+        started = time.monotonic()
+        actors = self.resolve_new_actors(engine, client)
+        result = RunResult(extracted, changed, load_seconds, actors, round(time.monotonic() - started, 3))
+        if dag_id is not None:
+            result.audit = self.audit_row(dag_id, extracted, changed, load_seconds)
+            write_audit(engine, result.audit)
+        return result

@@ -1,8 +1,9 @@
 """The tenants file (``include/config/tenants.yaml``): which Code42 connections this deployment
 syncs, each with its own DAGs, schedule, look-back and pool, all into one shared warehouse.
 
-An entry's ``name`` is a short slug used in Airflow names, not the Code42 tenant uid (that comes
-from the connection's token and is what the warehouse's ``tenant_id`` columns hold). The entry
+An entry's ``name`` is a short slug used in Airflow names; its ``code42_tenant_uid`` is the Code42
+tenant the connection belongs to and what the warehouse's ``tenant_id`` columns hold (every task gets
+it from here; the sync checks it against the token's ``tenantUid`` claim before it reads). The entry
 named ``default`` keeps the historical DAG ids ``code42_sync`` and ``code42_reference``; any other
 gets ``code42_sync_<name>`` and ``code42_reference_<name>``. Its extract tasks run in the pool
 ``code42_<name>``.
@@ -10,6 +11,7 @@ gets ``code42_sync_<name>`` and ``code42_reference_<name>``. Its extract tasks r
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from croniter import croniter
@@ -31,6 +33,7 @@ class Tenant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN, description="slug for DAG ids and the pool name")
+    code42_tenant_uid: str = Field(description="the Code42 tenant of code42_conn_id (its token's tenantUid claim)")
     code42_conn_id: str = Field(pattern=CONN_ID_PATTERN)
     knowbe4_conn_id: str = Field(pattern=CONN_ID_PATTERN)
     knowbe4_events_conn_id: str = Field("knowbe4_events_default", pattern=CONN_ID_PATTERN,
@@ -47,6 +50,17 @@ class Tenant(BaseModel):
     retries: int = Field(2, ge=0, le=10, description="task retries (exponential back-off)")
     retry_delay_seconds: int = Field(60, ge=1, le=3600)
     enabled: bool = True
+
+    @field_validator("code42_tenant_uid")
+    @classmethod
+    def _uid(cls, value: str) -> str:
+        try:
+            parsed = uuid.UUID(value)
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"{value!r} is not a UUID (e.g. 41a617d1-b5bb-4fb2-a12e-1c7d362780bc)") from None
+        if str(parsed) != value.lower():
+            raise ValueError(f"{value!r} is not a UUID in its 8-4-4-4-12 form (e.g. 41a617d1-b5bb-4fb2-a12e-1c7d362780bc)")
+        return value
 
     @field_validator("schedule", "reference_schedule")
     @classmethod
@@ -87,19 +101,27 @@ class TenantsFile(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> TenantsFile:
-        for what in ("name", "code42_conn_id"):
+        for what in ("name", "code42_conn_id", "code42_tenant_uid"):
             seen: dict[str, int] = {}
             for index, tenant in enumerate(self.tenants, start=1):
                 value = getattr(tenant, what)
                 if value in seen:
                     raise ValueError(f"tenant {index} ({tenant.name!r}): {what} {value!r} is already used by "
-                                     f"tenant {seen[value]}; each Code42 connection gets one sync DAG")
+                                     f"tenant {seen[value]}; each Code42 tenant and connection gets one sync DAG")
                 seen[value] = index
         return self
 
     @property
     def enabled(self) -> list[Tenant]:
         return [t for t in self.tenants if t.enabled]
+
+    def uid_of(self, name: str) -> str:
+        """The ``code42_tenant_uid`` of the enabled entry ``name`` (the on-demand DAGs' ``tenant`` param)."""
+        found = next((t for t in self.enabled if t.name == name), None)
+        if found is None:
+            raise TenantFileError(f"no enabled tenant named {name!r} in the tenants file; "
+                                  f"enabled: {[t.name for t in self.enabled]}")
+        return found.code42_tenant_uid
 
     def by_dag_id(self, dag_id: str) -> Tenant | None:
         return next((t for t in self.tenants if dag_id in t.dag_ids), None)
@@ -108,3 +130,9 @@ class TenantsFile(BaseModel):
 def load_tenants(path: str | Path | None = None) -> TenantsFile:
     return load_model(path or tenants_path(), TenantsFile, what="tenants file", list_key="tenants",
                       error=TenantFileError)
+
+
+def tenant_uid(name: str, path: str | Path | None = None) -> str:
+    """The ``code42_tenant_uid`` of the enabled entry ``name``, the file read now (the on-demand DAGs'
+    macro: a bad file fails their run, not their import)."""
+    return load_tenants(path).uid_of(name)

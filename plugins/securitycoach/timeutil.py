@@ -1,21 +1,14 @@
-"""Time at the API edge is UTC epoch-ms or ISO-8601; inside it is timezone-aware UTC."""
+"""Time in the warehouse is timezone-aware UTC. The API edge's conversions (epoch-ms, ISO-8601, the
+aware-UTC check) are ``apiclient.timeutil``'s, re-exported here for the core; ``as_utc`` is the
+core's own (values read back from SQLite)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from apiclient.timeutil import from_epoch_ms, from_iso, require_aware
 
-def from_epoch_ms(value: float | None) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
-
-
-def from_iso(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value)
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+__all__ = ["as_utc", "from_epoch_ms", "from_iso", "require_aware"]
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -23,9 +16,3 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def require_aware(value: datetime, what: str = "datetime") -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"{what} {value!r} has no timezone; pass a timezone-aware UTC datetime")
-    return value.astimezone(UTC)
