@@ -83,6 +83,9 @@ class EmailSender:
             with SmtpHook(smtp_conn_id=self.conn_id) as hook:
                 hook.send_email_smtp(to=tip.recipient, subject=tip.subject, html_content=tip.body,
                                      from_email=self.from_email, custom_headers=headers)
+        except AirflowNotFoundException:  # looked up only now, when a tip is due
+            raise DeliveryError(f"SMTP connection {self.conn_id!r} is not defined", permanent=True,
+                                channel_down=True) from None
         except smtplib.SMTPResponseException as exc:
             raise DeliveryError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=exc.smtp_code >= 500) from None
         except smtplib.SMTPRecipientsRefused as exc:
