@@ -114,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     upload = _command(mapping, "upload", _mapping, "apply a code42_identifier,ksat_email CSV, then re-map")
     upload.add_argument("file", type=Path, metavar="FILE", help="the CSV file (header code42_identifier,ksat_email)")
     upload.add_argument("--tenant", required=True, help=tenant_help)
-    upload.add_argument("--by", default=os.environ.get("USER"), help="who uploads (audited; default $USER)")
+    upload.add_argument("--by", default=os.environ.get("USER"), metavar="NAME", help="who uploads (audited; default $USER)")
     upload.add_argument("--rules", type=Path, help=rules_help)
     run = _command(mapping, "run", _mapping, "re-map every actor of a tenant")
     run.add_argument("--tenant", required=True, help=tenant_help)
@@ -123,16 +123,16 @@ def _parser() -> argparse.ArgumentParser:
     tenant = _group(sub, "tenant", "the tenants in the warehouse and the tenants file")
     delete = _command(tenant, "delete", _delete_tenant, "delete every row of one tenant (Delete Integration)")
     delete.add_argument("--tenant", required=True, help=tenant_help)
-    delete.add_argument("--confirm", required=True, help="the tenant id again, to confirm")
-    delete.add_argument("--by", default=os.environ.get("USER"), help="who deletes (audited; default $USER)")
+    delete.add_argument("--confirm", required=True, metavar="TENANT", help="the tenant id again, to confirm")
+    delete.add_argument("--by", default=os.environ.get("USER"), metavar="NAME", help="who deletes (audited; default $USER)")
     delete.add_argument("--airflow", choices=("auto", "none"), default="auto",
                         help="auto: then pause the tenant's DAGs and remove its connections (Airflow REST API "
                              "if the connection securitycoach_airflow_api is defined, else the metadata DB); "
                              "none: only delete the rows and list what is left to do")
-    delete.add_argument("--tenants", type=Path, help=tenants_help)
+    delete.add_argument("--tenants", type=Path, metavar="FILE", help=tenants_help)
     pools = _command(tenant, "pools", _tenant_pools, "print the Airflow pools of the tenants file (pool, slots, "
                                                      "description; tab-separated), for docker/init.sh")
-    pools.add_argument("--tenants", type=Path, help=tenants_help)
+    pools.add_argument("--tenants", type=Path, metavar="FILE", help=tenants_help)
 
     report = _command(sub, "report", _report, "write the tenant's HTML report (self-contained, charts inline); "
                                               "prints the file's path")
