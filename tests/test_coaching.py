@@ -496,3 +496,29 @@ def test_the_tip_and_report_templates_refuse_an_unknown_name_and_end_without_a_n
         with pytest.raises(jinja2.UndefinedError, match="'name' is undefined"):  # not a blank
             env.from_string("Hello {{ name }}").render()
     assert tip_templates().from_string("SecurityTip\n").render() == "SecurityTip"
+
+
+def test_a_channel_connection_missing_when_a_tip_is_due_is_one_named_error_and_the_tips_wait(coaching, monkeypatch,
+                                                                                           airflow_db):
+    """The channels look their connection up only when a tip is due (a stale-only run never does);
+    then a missing one stops its campaign with one line naming it and leaves the tips pending."""
+    from operators.coaching import DeliverTipsOperator
+    from securitycoach.coaching.campaigns import TeamDigest, WebhookChannel
+
+    s = coaching
+    monkeypatch.delenv("AIRFLOW_CONN_SECURITYCOACH_SMTP")
+    monkeypatch.delenv("AIRFLOW_CONN_SECURITYCOACH_CHAT_WEBHOOK")
+    campaigns = s.campaigns(campaign("Mail", rules=SESSION_RULES, channel=EMAIL))
+    planned = s.plan(campaigns)
+    assert planned.planned["Mail"].get("pending", 0) > 0
+    sent = s.send(campaigns)
+    assert sent.channel_errors == {"Mail": "SMTP connection 'securitycoach_smtp' is not defined"}
+    assert sent.failures == [] and s.sandbox.sinks()["mail"] == []
+    waiting = s.deliveries(status="pending")
+    assert len(waiting) == planned.planned["Mail"]["pending"] and {d.attempts for d in waiting} == {0}
+    digest = campaigns.model_copy(update={"team_digest": TeamDigest(
+        channel=WebhookChannel(type="webhook", conn_id="securitycoach_chat_webhook"))})
+    assert DeliverTipsOperator.post_team_digest(s.engine, s.tenant, digest, s.templates, planned, sent,
+                                                run_id="r1") == (
+        "failed: connection 'securitycoach_chat_webhook' is not defined")
+    assert s.sandbox.sinks()["webhook"] == []

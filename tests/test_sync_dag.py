@@ -44,10 +44,13 @@ def test_dags_import_without_network_or_database(airflow_db, monkeypatch):
     assert (interval.start, interval.end) == (ten - timedelta(hours=1), ten)
     assert sync.params["lookback_hours"] == 24
     assert {t.task_id for t in sync.tasks} == {
-        "ensure_schema", "extract_sessions", "extract_alerts", "load_warehouse", "check_session_keys",
+        "check_connections", "ensure_schema", "extract_sessions", "extract_alerts", "load_warehouse", "check_session_keys",
         "check_alert_keys", "check_loaded_rows", "resolve_new_actors", "map_users", "detect", "deliver_tips",
         "push_ksat_events", "write_audit",
     }
+    # the connection check runs first: a missing connection stops the run before anything is read
+    assert sync.get_task("ensure_schema").upstream_task_ids == {"check_connections"}
+    assert sync.get_task("check_connections").upstream_task_ids == set()
     # the KSAT timeline push follows the tips (its default push set is the coached detections)
     assert sync.get_task("push_ksat_events").upstream_task_ids == {"deliver_tips"}
     assert sync.get_task("push_ksat_events").max_active_tis_per_dag == 1

@@ -76,9 +76,17 @@ class EmailSender:
     def __init__(self, conn_id: str, from_email: str) -> None:
         self.conn_id = conn_id
         self.from_email = from_email
+        self.defined = False  # the connection was found (once per sender, i.e. per run)
 
     def send(self, tip: Tip) -> None:
         headers = {"Message-ID": f"<{tip.idempotency_key}@securitycoach>", "X-Idempotency-Key": tip.idempotency_key}
+        if not self.defined:  # looked up only now, when a tip is due; SmtpHook would say only "not found"
+            try:
+                SmtpHook.get_connection(self.conn_id)
+            except AirflowNotFoundException:
+                raise DeliveryError(f"SMTP connection {self.conn_id!r} is not defined", permanent=True,
+                                    channel_down=True) from None
+            self.defined = True
         try:
             with SmtpHook(smtp_conn_id=self.conn_id) as hook:
                 hook.send_email_smtp(to=tip.recipient, subject=tip.subject, html_content=tip.body,

@@ -42,6 +42,15 @@ def _catalog(path: str | None):
         raise AirflowFailException(str(exc)) from None
 
 
+def campaign_file(path: str | None, rules_path: str | None, templates=None) -> CampaignFile:
+    """The campaign file, validated against the detection rules and tip templates (a bad one fails
+    the task without retries)."""
+    try:
+        return load_campaigns(path or campaigns_path(), _catalog(rules_path), templates or tip_templates())
+    except CampaignError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 class DetectOperator(_TenantOperator):
     """Evaluate the enabled detection rules over the sessions and alerts the load queued."""
 
@@ -84,10 +93,7 @@ class DeliverTipsOperator(_TenantOperator):
 
     def execute(self, context) -> dict[str, Any]:
         templates = tip_templates()
-        try:
-            campaigns = load_campaigns(self.campaigns_file or campaigns_path(), _catalog(self.rules_path), templates)
-        except CampaignError as exc:
-            raise AirflowFailException(str(exc)) from None
+        campaigns = campaign_file(self.campaigns_file, self.rules_path, templates)
         tenant, engine = self.tenant_and_engine()
         gates = resolve_watchlists(Code42Hook(self.code42_conn_id), campaigns.campaigns, self.code42_conn_id)
         for gate in gates.values():
@@ -126,8 +132,11 @@ class DeliverTipsOperator(_TenantOperator):
         context = digest_context(engine, tenant, planned, sent, config, datetime.now(UTC))
         if context is None:
             return "skipped: no tip was due"
-        try:
+        try:  # the webhook connection is looked up only now, when a tip was due
             (sender or ChatWebhookSender(config.channel.conn_id)).send(digest_tip(templates, config, context, run_id))
+        except AirflowNotFoundException:
+            log.error("team digest not posted: connection %r is not defined", config.channel.conn_id)
+            return f"failed: connection {config.channel.conn_id!r} is not defined"
         except DeliveryError as exc:
             log.error("team digest not posted to %s: %s", config.channel.conn_id, exc)
             return f"failed: {exc}"
@@ -155,11 +164,7 @@ class PushKsatEventsOperator(_TenantOperator):
         self.campaigns_file = campaigns_path
 
     def execute(self, context) -> dict[str, Any]:
-        templates = tip_templates()
-        try:
-            campaigns = load_campaigns(self.campaigns_file or campaigns_path(), _catalog(self.rules_path), templates)
-        except CampaignError as exc:
-            raise AirflowFailException(str(exc)) from None
+        campaigns = campaign_file(self.campaigns_file, self.rules_path)
         if not campaigns.ksat_events.enabled:
             raise AirflowSkipException("ksat_events.enabled is false in the campaign file")
         hook = KnowBe4EventsHook(self.knowbe4_events_conn_id)

@@ -24,6 +24,7 @@ from operators.code42_sync import (
 )
 from operators.mapping import KsatDirectoryOperator, MapUsersOperator
 from operators.notifications import FailureSummaryNotifier
+from operators.preflight import CheckConnectionsOperator
 from operators.warehouse_hook import WAREHOUSE_ASSET
 from securitycoach.paths import sql_dir
 from securitycoach.tenants import Tenant, load_tenants
@@ -32,9 +33,10 @@ START = datetime(2024, 1, 1)
 EXTRACTS = ("extract_sessions", "extract_alerts")
 
 SYNC_DOC = """Code42 Incydr sync of tenant **{name}** (connection `{code42}`, KnowBe4 `{knowbe4}`):
-sessions + alerts of the data interval into the shared warehouse, data checks, then user mapping,
-detection rules, the SecurityTips of the coaching campaigns and the detections pushed to the KSAT
-users' Events Timeline (`{events}`).
+first a check that every connection the tenant and its campaigns need is defined (`check_connections`),
+then sessions + alerts of the data interval into the shared warehouse, data checks, then user
+mapping, detection rules, the SecurityTips of the coaching campaigns and the detections pushed to
+the KSAT users' Events Timeline (`{events}`).
 
 Schedule `{schedule}` (each run covers the period before it); sessions are re-read from
 `lookback_hours` before the interval so late changes are caught. Extract tasks run in the pool
@@ -93,6 +95,8 @@ def build_sync_dag(tenant: Tenant) -> DAG:
         tags=["code42", "securitycoach", f"tenant:{tenant.name}"],
         doc_md=_doc(SYNC_DOC, tenant),
     ) as dag:
+        # first: the connections the tenant and its campaigns need (fails naming the missing ones)
+        connections = CheckConnectionsOperator(task_id="check_connections", tenant=tenant)
         schema = WarehouseSchemaOperator(task_id="ensure_schema")
         extract = {"pool": tenant.pool, "pool_slots": tenant.pages_in_flight,
                    "pages_in_flight": tenant.pages_in_flight, **code42}
@@ -133,7 +137,7 @@ def build_sync_dag(tenant: Tenant) -> DAG:
         # after the tips: the default push set is the detections a campaign coached
         ksat_events = PushKsatEventsOperator(task_id="push_ksat_events", knowbe4_conn_id=tenant.knowbe4_conn_id,
                                              knowbe4_events_conn_id=tenant.knowbe4_events_conn_id, **conns)
-        schema >> [sessions, alerts] >> load >> checks >> actors >> map_users >> detect >> [deliver, audit]
+        connections >> schema >> [sessions, alerts] >> load >> checks >> actors >> map_users >> detect >> [deliver, audit]
         deliver >> ksat_events
     return dag
 

@@ -46,6 +46,22 @@ def known_tenants(engine: Engine) -> list[str]:
     return sorted(found)
 
 
+class UnknownTenant(LookupError):
+    """The warehouse holds no row of the tenant asked for; the message lists the ones it holds."""
+
+
+def require_tenant(engine: Engine, tenant_id: str) -> None:
+    """Raise ``UnknownTenant`` unless some table holds a row of ``tenant_id`` (one key look-up per
+    table until found; the full list of tenants is read only for the message)."""
+    with engine.connect() as conn:
+        for table in tenant_tables():
+            if conn.execute(sa.select(1).where(table.c.tenant_id == tenant_id).limit(1)).first():
+                return
+    held = known_tenants(engine)
+    raise UnknownTenant(f"the warehouse holds no rows of tenant {tenant_id!r}; its tenants: "
+                        f"{', '.join(held) if held else 'none (no sync has loaded it yet)'}")
+
+
 @dataclass(frozen=True)
 class Action:
     """One step of disabling a tenant: ``pause_dag``, ``delete_connection`` or ``manual``."""

@@ -72,6 +72,11 @@ class TenantConfig:
         return self.anchor_ms - self.days * DAY_MS
 
 
+def _knob(default, text: str):
+    """A fault knob: its default and the help text its CLI flag shows."""
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass
 class Faults:
     """Fault knobs: set by CLI flags at start, changed at runtime with ``POST /_sandbox/faults``.
@@ -80,29 +85,30 @@ class Faults:
     ``/v1/users`` and ``/v1/groups`` included); "pages" are the list responses among them.
     """
 
-    fail_429_every: int = 0  # every Nth data request -> 429 with Retry-After
-    retry_after: int = 1  # seconds, for fail_429_every and fail_next 429s
-    rate_limit_per_min: int = 0  # per API client (or KnowBe4 key), sliding 60 s window; 0 = off
-    ksat_rate_limit_per_sec: int = 0  # KnowBe4 endpoints, per key, sliding 1 s window; 0 = off
-    fail_5xx_rate: float = 0.0  # fraction of data requests -> 503/500 (deterministic: seed + counter)
-    fail_next: list[int] = field(default_factory=list)  # statuses for the next data requests, in order
-    drop_next: int = 0  # next N data requests: connection closed without a response
-    latency_ms: int = 0  # added to every data request
-    stall_next: int = 0  # next N data requests: answered only after stall_ms (a client read timeout)
-    stall_ms: int = 5000
-    token_ttl: int = 900  # seconds; expires_in of newly issued tokens
-    malformed_every: int = 0  # every Nth data page: 200 with a truncated JSON body
-    missing_key_every: int = 0  # every Nth data page: its first item lacks a required key
-    advance_per_page_min: float = 0.0  # every data page moves the clock on (data changes while paging)
-    hostile_strings: bool = False  # names, summaries, rule names... carry HTML/JS, formulas, quotes, controls
+    fail_429_every: int = _knob(0, "every Nth data request -> 429 with Retry-After")
+    retry_after: int = _knob(1, "seconds, for fail_429_every and fail_next 429s")
+    rate_limit_per_min: int = _knob(0, "per API client (or KnowBe4 key), sliding 60 s window; 0 = off")
+    ksat_rate_limit_per_sec: int = _knob(0, "KnowBe4 endpoints, per key, sliding 1 s window; 0 = off")
+    fail_5xx_rate: float = _knob(0.0, "fraction of data requests -> 503/500 (deterministic: seed + counter)")
+    fail_next: list[int] = field(default_factory=list,
+                                 metadata={"help": "statuses for the next data requests, in order"})
+    drop_next: int = _knob(0, "next N data requests: connection closed without a response")
+    latency_ms: int = _knob(0, "added to every data request")
+    stall_next: int = _knob(0, "next N data requests: answered only after stall_ms (a client read timeout)")
+    stall_ms: int = _knob(5000, "how long a stalled request waits, in ms (stall_next)")
+    token_ttl: int = _knob(900, "seconds; expires_in of newly issued tokens")
+    malformed_every: int = _knob(0, "every Nth data page: 200 with a truncated JSON body")
+    missing_key_every: int = _knob(0, "every Nth data page: its first item lacks a required key")
+    advance_per_page_min: float = _knob(0.0, "every data page moves the clock on (data changes while paging)")
+    hostile_strings: bool = _knob(False, "names, summaries, rule names... carry HTML/JS, formulas, quotes, controls")
     # The Slack Web API emulation (/slack/api/*) is not a data path: only these knobs touch it.
-    slack_ratelimited_next: int = 0  # next N Slack API calls -> HTTP 429 "ratelimited" with Retry-After
-    slack_retry_after: int = 1  # seconds, for slack_ratelimited_next
+    slack_ratelimited_next: int = _knob(0, "next N Slack API calls -> HTTP 429 \"ratelimited\" with Retry-After")
+    slack_retry_after: int = _knob(1, "seconds, for slack_ratelimited_next")
     # The KnowBe4 User Event API (/events, /event_types, /statuses) is not a data path either.
-    events_seats: int = 0  # seats of the account (quota 10 per seat per day; /v1/account); 0 = KSAT users
-    events_429_next: int = 0  # next N User Event API calls -> 429 with Retry-After: events_retry_after
-    events_retry_after: int = 1
-    events_fail_after_post_next: int = 0  # next N POST /events: processed, then answered 504 (lost answer)
+    events_seats: int = _knob(0, "seats of the account (quota 10 per seat per day; /v1/account); 0 = KSAT users")
+    events_429_next: int = _knob(0, "next N User Event API calls -> 429 with Retry-After: events_retry_after")
+    events_retry_after: int = _knob(1, "seconds, for events_429_next")
+    events_fail_after_post_next: int = _knob(0, "next N POST /events: processed, then answered 504 (lost answer)")
 
     def update(self, values: dict) -> None:
         """Set knobs from a JSON object; unknown names or bad values raise ValueError, nothing is set."""

@@ -75,6 +75,12 @@ def tip_templates(folder: str | None = None) -> jinja2.Environment:
     )
 
 
+def is_stale(occurred: datetime, now: datetime, freshness: timedelta) -> bool:
+    """The staleness rule: a detection that happened longer than ``freshness`` before the campaign
+    first saw it is recorded (``stale``), never sent; exactly ``freshness`` old is still fresh."""
+    return now - occurred > freshness
+
+
 def idempotency_key(tenant_id: str, campaign: str, rule_key: str, subject_type: str, subject_id: str) -> str:
     return hashlib.sha256(f"{tenant_id}\x1f{campaign}\x1f{rule_key}\x1f{subject_type}\x1f{subject_id}".encode()).hexdigest()
 
@@ -204,7 +210,7 @@ def _planned_row(tenant_id: str, campaign: Campaign, row, templates: jinja2.Envi
     }
     if campaign.test_mode:
         status, reason = "test", "campaign in test mode: recorded what would be sent, sent nothing"
-    elif now - occurred > freshness:
+    elif is_stale(occurred, now, freshness):
         age_h = (now - occurred).total_seconds() / 3600
         status, reason = "stale", (f"happened {age_h:.0f} h before the campaign first saw it "
                                    f"(freshness window {freshness.total_seconds() / 3600:.0f} h): recorded, not sent")

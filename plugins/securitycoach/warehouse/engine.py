@@ -46,6 +46,33 @@ def create_warehouse_engine(url: str | URL, *, search_path: str | None = None) -
                      "(use sqlite or postgresql)")
 
 
+class WarehouseMissing(LookupError):
+    """There is no warehouse where the URL (and search path) point: nothing was created."""
+
+
+def open_existing_warehouse(url: str | URL, *, search_path: str | None = None) -> Engine:
+    """An engine for a warehouse that already exists; ``WarehouseMissing`` (naming it) when the
+    SQLite file is absent or no schema of the PostgreSQL search path exists. Creates nothing: for
+    commands that read, so a typo in a URL fails instead of passing for an empty warehouse."""
+    where = describe_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database or ""
+        if path in ("", ":memory:") or not Path(path).is_file():
+            raise WarehouseMissing(f"warehouse {where}: no such SQLite file {path or '(in memory)'!r}; nothing was "
+                                   "created (`securitycoach warehouse upgrade` creates a warehouse)")
+        return create_warehouse_engine(parsed)
+    engine = create_warehouse_engine(parsed, search_path=search_path)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:  # current_schema(): the first schema of the search path that exists
+            if conn.execute(sa.text("SELECT current_schema()")).scalar() is None:
+                engine.dispose()
+                shown = search_path or conn.execute(sa.text("SHOW search_path")).scalar()
+                raise WarehouseMissing(f"warehouse {where}: database {parsed.database!r} has no schema {shown!r} "
+                                       "(search path); nothing was created")
+    return engine
+
+
 def _ensure_math(dbapi_conn) -> None:
     """The reporting views use ``exp``/``power``: built into SQLite 3.35+ when compiled with math
     functions; registered from Python's math module on builds without them."""
