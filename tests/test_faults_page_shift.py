@@ -78,9 +78,10 @@ class SpyHook(Code42Hook):
         listing["clock_after"] = self.sandbox.stats()["clock_ms"]
         self.listings.append(listing)
 
-    def _sessions_by_begin_time(self, lo, hi, params):
+    def _sessions_by_begin_time(self, lo, hi, params, **kwargs):
         window = (datetime.fromtimestamp(lo / 1000, UTC), datetime.fromtimestamp(hi / 1000, UTC))
-        return self._spy(f"sessions:{params['has_alerts']}", *window, super()._sessions_by_begin_time(lo, hi, params))
+        return self._spy(f"sessions:{params['has_alerts']}", *window,
+                         super()._sessions_by_begin_time(lo, hi, params, **kwargs))
 
     def iter_alerts(self, start, end):
         return self._spy("alerts", start, end, super().iter_alerts(start, end))
@@ -248,3 +249,28 @@ def test_sessions_are_read_by_sub_windows_never_by_page_number(shift_sandbox, mo
     sent.clear()
     list(hook.iter_sessions(end - timedelta(hours=1), end, has_alerts=True, sort_direction="desc"))
     assert sent and all(p["sort_direction"] == "DESC" and p["has_alerts"] == "true" for p in sent)
+
+
+def test_the_sessions_total_counts_no_session_in_both_listings(shift_sandbox, monkeypatch):
+    """While the clock moves, sessions gain their first alert and leave the ``false`` listing for
+    the ``true`` one. ``totals["sessions"]`` is the ``true`` listing counted before the ``false``
+    one is read plus the ``false`` listing's first answer, so none is counted in both: the total the
+    completeness check compares with is never more than the sessions the read got."""
+    sb = shift_sandbox
+    sb.reset()
+    hook = make_hook(monkeypatch, sb, "code42_shift")
+    hook.tenant_id  # noqa: B018 - the token before the clock starts moving
+    start, end = sb.anchor - timedelta(hours=6), sb.anchor + timedelta(hours=1)
+    clock = sb.stats()["clock_ms"]
+    sb.set_faults(advance_per_page_min=ADVANCE_MIN)
+    try:
+        read = [s.session_id for s in hook.iter_sessions(start, end)]
+    finally:
+        sb.set_faults(advance_per_page_min=0)
+    tenant, window = _tenant(sb), {"stream": "sessions", "start": start, "end": end}
+    counted = set(expected_ids(tenant, window, clock, True))  # the count: the first page served
+    quiet = set(expected_ids(tenant, window, clock + ADVANCE_MIN * 60_000, False))  # the false listing's first
+    moved = set(expected_ids(tenant, window, sb.stats()["clock_ms"], True)) - counted
+    assert moved & quiet, "sessions gained their first alert during the read (else this test shows nothing)"
+    assert hook.totals["sessions"] == len(counted) + len(quiet) <= len(set(read))
+    assert not counted & quiet
