@@ -90,6 +90,8 @@ class Code42ExtractOperator(BaseOperator):
             "tenant_id": hook.tenant_id,
             "stream": self.stream,
             "from": start_from.isoformat(),
+            "to": end.isoformat(),
+            "api_total": STREAMS[self.stream].api_total(hook),
             "items": count,
             "pages": stats.pages,
             "requests": stats.requests,
@@ -190,9 +192,12 @@ class SyncAuditOperator(BaseOperator):
             # the pipeline's own work: extraction (API + staging) and load, not scheduling gaps
             seconds=round(sum(e["seconds"] for e in extracted) + loaded["seconds"], 3),
         )
+        engine = WarehouseHook(self.warehouse_conn_id).get_engine()
         for e in extracted:
             for field in ("pages", "items", "requests", "retries", "n_429", "n_5xx"):
                 setattr(row, field, getattr(row, field) + e[field])
-        sync.write_audit(WarehouseHook(self.warehouse_conn_id).get_engine(), row)
+            row.add_window(sync.window_count(engine, row.tenant_id, STREAMS[e["stream"]], datetime.fromisoformat(
+                e["from"]), datetime.fromisoformat(e["to"]), e["api_total"]))
+        sync.write_audit(engine, row)
         return {"items": row.items, "pages": row.pages, "requests": row.requests,
                 "rows_changed": row.rows_changed, "n_429": row.n_429, "retries": row.retries}

@@ -7,6 +7,8 @@
 - ``load_staged``: staged items -> fact tables, one transaction per batch, then clear the staging.
 - ``refresh_alert_rules`` / ``refresh_actors`` / ``resolve_new_actors``: reference data.
 - ``write_audit``: one row per run with what it cost.
+- ``count_window`` / ``window_count`` / ``check_complete``: the tenant's rows in a stream's window
+  against what the API said it holds (the sync's completeness check and ``securitycoach verify``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from securitycoach.streams import Stream
-from securitycoach.timeutil import require_aware
+from securitycoach.timeutil import as_utc, require_aware
 from securitycoach.warehouse import schema as t
 from securitycoach.warehouse.engine import ANALYZE_MIN_ROWS, refresh_statistics
 from securitycoach.warehouse.upsert import upsert
@@ -227,12 +229,87 @@ class AuditRow:
     n_5xx: int = 0
     rows_changed: int = 0
     seconds: float = 0.0
+    sessions_api_total: int | None = None
+    sessions_rows: int | None = None
+    alerts_api_total: int | None = None
+    alerts_rows: int | None = None
+
+    def add_window(self, window: WindowCount) -> None:
+        """Record a stream's window: the API's total and the warehouse's rows."""
+        setattr(self, f"{window.stream}_api_total", window.api_total)
+        setattr(self, f"{window.stream}_rows", window.rows)
 
 
 def write_audit(engine: Engine, row: AuditRow) -> None:
     """Record (or, for a rerun of the same run id, replace) the run's audit row."""
     with engine.begin() as conn:
         upsert(conn, t.sync_audit, [{**asdict(row), "finished_at": datetime.now(UTC)}])
+
+
+# --- completeness: every item the API says a window holds is in the warehouse ----------------------
+def count_window(engine: Engine, tenant_id: str, stream: Stream, start: datetime, end: datetime) -> int:
+    """The tenant's rows of ``stream`` in [start, end): sessions by begin time, alerts by created time."""
+    column = stream.window_column
+    table = column.table
+    start, end = require_aware(start, "start"), require_aware(end, "end")
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table).where(
+            table.c.tenant_id == tenant_id, column >= start, column < end)).scalar_one()
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    """One stream's window: what the API said it holds (``api_total``, None: unknown) and the
+    warehouse's rows in it."""
+
+    tenant_id: str
+    stream: str
+    start: datetime
+    end: datetime
+    api_total: int | None
+    rows: int
+
+    @property
+    def missing(self) -> int:
+        """Items the API holds that the warehouse does not (0 when it holds as many or more)."""
+        return 0 if self.api_total is None else max(0, self.api_total - self.rows)
+
+    def span(self) -> str:
+        return f"{_utc_text(self.start)} .. {_utc_text(self.end)}"
+
+    def describe(self, entry: str) -> str:
+        return (f"tenant {entry}: {self.stream} {self.span()}: API total {self.api_total}, "
+                f"warehouse rows {self.rows}")
+
+
+def window_count(engine: Engine, tenant_id: str, stream: Stream, start: datetime, end: datetime,
+                 api_total: int | None) -> WindowCount:
+    """``api_total`` against the warehouse's rows of that window now."""
+    return WindowCount(tenant_id, stream.name, as_utc(start), as_utc(end), api_total,
+                       count_window(engine, tenant_id, stream, start, end))
+
+
+class IncompleteWindows(Exception):
+    """The warehouse holds fewer rows than the API said a window holds; the message names each one."""
+
+    def __init__(self, entry: str, windows: list[WindowCount]) -> None:
+        self.windows = windows
+        super().__init__("; ".join(w.describe(entry) for w in windows))
+
+
+def check_complete(windows: Iterable[WindowCount], entry: str) -> list[WindowCount]:
+    """Raise ``IncompleteWindows`` naming the windows the warehouse holds fewer rows of than the
+    API's total (``entry``: the tenants-file entry, for the message); returns the windows."""
+    windows = list(windows)
+    short = [w for w in windows if w.missing]
+    if short:
+        raise IncompleteWindows(entry, short)
+    return windows
+
+
+def _utc_text(value: datetime) -> str:
+    value = as_utc(value)
+    return value.strftime("%Y-%m-%dT%H:%MZ" if not value.second and not value.microsecond else "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def table_counts(engine: Engine, tenant_id: str | None = None) -> dict[str, int]:
