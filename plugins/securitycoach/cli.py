@@ -6,12 +6,14 @@
     securitycoach tenant delete --tenant TENANT --confirm TENANT [--by NAME]
     securitycoach tenant pools [--tenants FILE]
     securitycoach report --tenant TENANT [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--out PATH]
+    securitycoach verify --tenant ENTRY --since DAY [--until DAY] [--repair] [--tenants FILE]
     securitycoach warehouse upgrade [--grants]
 
 The warehouse is ``--warehouse URL`` (SQLAlchemy URL), else ``$SECURITYCOACH_WAREHOUSE_URL``,
 else the embedded SQLite warehouse (``data/warehouse.db``). ``report`` only reads: it refuses a
 warehouse that is not at this code's schema (``warehouse upgrade`` or the ensure_schema task first);
-the commands that write bring it up to date themselves.
+the commands that write bring it up to date themselves. ``verify`` reads the Code42 API through
+the entry's Airflow connection (it runs where Airflow's connections are: a scheduler or worker host).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from securitycoach.mapping.rules import RuleFileError, load_rules
@@ -68,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--end", help="last day, YYYY-MM-DD (default: the tenant's latest day with data)")
     report.add_argument("--out", type=Path,
                         help="file to write (default data/reports/securitycoach_<tenant>_<start>_<end>.html)")
+    verify = sub.add_parser("verify", help="recount a tenant's past windows against the Code42 API's totalCount; "
+                                           "list the windows the warehouse holds fewer rows of (exit 1), --repair them")
+    verify.add_argument("--tenant", required=True, help="the tenants-file entry (its connection and schedule)")
+    verify.add_argument("--since", required=True, help="first day, YYYY-MM-DD (or an ISO 8601 time, UTC)")
+    verify.add_argument("--until", help="end, not included: YYYY-MM-DD or an ISO 8601 time (default: the end of "
+                                        "the schedule's last whole interval)")
+    verify.add_argument("--repair", action="store_true",
+                        help="re-extract and load the windows with gaps, then recount them")
+    verify.add_argument("--tenants", type=Path, help="tenants file (default include/config/tenants.yaml)")
     warehouse = sub.add_parser("warehouse", help="the warehouse schema").add_subparsers(dest="command",
                                                                                        required=True)
     upgrade = warehouse.add_parser("upgrade", help="create or upgrade the warehouse schema (what the ensure_schema "
@@ -152,10 +164,68 @@ def _report(args) -> int:
     return 0
 
 
+def _when(value: str, what: str) -> datetime:
+    """A day (its midnight, UTC) or an ISO 8601 time (UTC unless it says otherwise)."""
+    try:
+        when = datetime.combine(date.fromisoformat(value), datetime.min.time()) if len(value) == 10 \
+            else datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not a day (YYYY-MM-DD) or an ISO 8601 time") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _verify(args) -> int:
+    from securitycoach import verify
+
+    try:
+        tenants = load_tenants(args.tenants)
+        entry = next((t for t in tenants.tenants if t.name == args.tenant), None)
+        if entry is None:
+            raise ValueError(f"no entry {args.tenant!r} in the tenants file "
+                             f"(entries: {', '.join(t.name for t in tenants.tenants)})")
+        since = _when(args.since, "--since")
+        until = _when(args.until, "--until") if args.until else verify.last_tick(entry.schedule, datetime.now(UTC))
+        windows = verify.schedule_windows(entry.schedule, since, until)
+    except (TenantFileError, ValueError) as exc:
+        print(f"verify: {exc}", file=sys.stderr)
+        return 2
+    from code42_hook import Code42Error, connect  # the client comes from Airflow's connections
+
+    _, engine = _engine(args)
+    try:
+        client = connect(entry.code42_conn_id)
+        tenant_id = client.tenant_id
+        found = verify.find_gaps(engine, client, tenant_id, windows)
+        _print_gaps(found, entry.name, tenant_id, windows, entry.schedule)
+        if not (args.repair and found.gaps):
+            return 1 if found.gaps else 0
+        changed = verify.repair(engine, client, tenant_id, found.gaps)
+        after = verify.find_gaps(engine, client, tenant_id, windows)
+    except Code42Error as exc:
+        print(f"verify: {exc}", file=sys.stderr)
+        return 2
+    print(f"repaired {len(found.gaps)} windows: {changed} rows new or changed; recounted:")
+    _print_gaps(after, entry.name, tenant_id, windows, entry.schedule)
+    return 1 if after.gaps else 0
+
+
+def _print_gaps(found, entry: str, tenant_id: str, windows, schedule: str) -> None:
+    if found.gaps:
+        print(f"{'stream':<9}{'window':<38}{'API total':>10}{'warehouse':>11}")
+        for gap in found.gaps:
+            print(f"{gap.stream:<9}{gap.span():<38}{gap.api_total:>10}{gap.rows:>11}")
+    span = f"{windows[0][0]:%Y-%m-%dT%H:%MZ} .. {windows[-1][1]:%Y-%m-%dT%H:%MZ}"
+    verdict = (f"{len(found.gaps)} windows with gaps, {found.missing} rows missing" if found.gaps else "no gaps")
+    print(f"verify {entry} (tenant {tenant_id}) {span}: {found.windows} windows of '{schedule}', sessions and "
+          f"alerts: {verdict} ({found.requests} Code42 requests)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.area == "report":
         return _report(args)
+    if args.area == "verify":
+        return _verify(args)
     if args.area == "warehouse":
         return _upgrade(args)
     if args.area == "tenant":
