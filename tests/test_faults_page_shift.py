@@ -228,7 +228,8 @@ def test_sessions_inserted_while_paging_are_neither_skipped_nor_doubled(shift_sa
 def test_sessions_are_read_by_sub_windows_never_by_page_number(shift_sandbox, monkeypatch):
     """The API lists sessions by end time, descending unless asked (OpenAPI /v1/sessions), and that
     order moves while it is read; so every request of the sync reads page 0 of a begin-time
-    sub-window, asks no order, and the ``false`` listing comes before the ``true`` one. A caller who
+    sub-window, asks no order, and the ``false`` listing is read before the ``true`` one (which is
+    only counted before it, for ``totals``). A caller who
     asks for a ranking gets it, in the API's own upper-case enum."""
     make_hook(monkeypatch, shift_sandbox, "code42_order")
     hook = Code42Hook("code42_order")
@@ -244,7 +245,10 @@ def test_sessions_are_read_by_sub_windows_never_by_page_number(shift_sandbox, mo
     read = list(hook.iter_sessions(end - timedelta(hours=6), end))
     assert len(read) > 3 * Code42Hook.SESSIONS_PAGE_SIZE and len(sent) > 6
     assert all(p["page_number"] == 0 and "sort_direction" not in p and "order_by" not in p for p in sent)
-    flags = [p["has_alerts"] for p in sent]
+    count, *reads = sent  # the true listing is counted first (one session: its totalCount), then read last
+    assert (count["has_alerts"], count["page_size"]) == ("true", 1)
+    assert all(p["page_size"] == Code42Hook.SESSIONS_PAGE_SIZE for p in reads)
+    flags = [p["has_alerts"] for p in reads]
     assert flags == sorted(flags, key=lambda f: f == "true") and set(flags) == {"false", "true"}
     sent.clear()
     list(hook.iter_sessions(end - timedelta(hours=1), end, has_alerts=True, sort_direction="desc"))
