@@ -1,7 +1,8 @@
 """The sync's steps, each a plain function over a warehouse engine and a Code42 client.
 
 ``client`` is anything with the Code42 hook's methods (``iter_sessions``, ``iter_alerts``,
-``iter_alert_rules``, ``iter_actors``, ``get_actor``): in Airflow it is ``Code42Hook``.
+``iter_alert_rules``, ``iter_actors``, ``get_actor``; for completeness ``totals``,
+``count_sessions``, ``count_alerts``): in Airflow it is ``Code42Hook``.
 
 - ``extract_to_staging``: stream one stream's items for an interval into staging, batch by batch.
 - ``load_staged``: staged items -> fact tables, one transaction per batch, then clear the staging.
