@@ -78,9 +78,10 @@ class SpyHook(Code42Hook):
         listing["clock_after"] = self.sandbox.stats()["clock_ms"]
         self.listings.append(listing)
 
-    def _sessions_by_begin_time(self, lo, hi, params):
+    def _sessions_by_begin_time(self, lo, hi, params, **kwargs):
         window = (datetime.fromtimestamp(lo / 1000, UTC), datetime.fromtimestamp(hi / 1000, UTC))
-        return self._spy(f"sessions:{params['has_alerts']}", *window, super()._sessions_by_begin_time(lo, hi, params))
+        return self._spy(f"sessions:{params['has_alerts']}", *window,
+                         super()._sessions_by_begin_time(lo, hi, params, **kwargs))
 
     def iter_alerts(self, start, end):
         return self._spy("alerts", start, end, super().iter_alerts(start, end))
@@ -227,7 +228,8 @@ def test_sessions_inserted_while_paging_are_neither_skipped_nor_doubled(shift_sa
 def test_sessions_are_read_by_sub_windows_never_by_page_number(shift_sandbox, monkeypatch):
     """The API lists sessions by end time, descending unless asked (OpenAPI /v1/sessions), and that
     order moves while it is read; so every request of the sync reads page 0 of a begin-time
-    sub-window, asks no order, and the ``false`` listing comes before the ``true`` one. A caller who
+    sub-window, asks no order, and the ``false`` listing is read before the ``true`` one (which is
+    only counted before it, for ``totals``). A caller who
     asks for a ranking gets it, in the API's own upper-case enum."""
     make_hook(monkeypatch, shift_sandbox, "code42_order")
     hook = Code42Hook("code42_order")
@@ -243,8 +245,36 @@ def test_sessions_are_read_by_sub_windows_never_by_page_number(shift_sandbox, mo
     read = list(hook.iter_sessions(end - timedelta(hours=6), end))
     assert len(read) > 3 * Code42Hook.SESSIONS_PAGE_SIZE and len(sent) > 6
     assert all(p["page_number"] == 0 and "sort_direction" not in p and "order_by" not in p for p in sent)
-    flags = [p["has_alerts"] for p in sent]
+    count, *reads = sent  # the true listing is counted first (one session: its totalCount), then read last
+    assert (count["has_alerts"], count["page_size"]) == ("true", 1)
+    assert all(p["page_size"] == Code42Hook.SESSIONS_PAGE_SIZE for p in reads)
+    flags = [p["has_alerts"] for p in reads]
     assert flags == sorted(flags, key=lambda f: f == "true") and set(flags) == {"false", "true"}
     sent.clear()
     list(hook.iter_sessions(end - timedelta(hours=1), end, has_alerts=True, sort_direction="desc"))
     assert sent and all(p["sort_direction"] == "DESC" and p["has_alerts"] == "true" for p in sent)
+
+
+def test_the_sessions_total_counts_no_session_in_both_listings(shift_sandbox, monkeypatch):
+    """While the clock moves, sessions gain their first alert and leave the ``false`` listing for
+    the ``true`` one. ``totals["sessions"]`` is the ``true`` listing counted before the ``false``
+    one is read plus the ``false`` listing's first answer, so none is counted in both: the total the
+    completeness check compares with is never more than the sessions the read got."""
+    sb = shift_sandbox
+    sb.reset()
+    hook = make_hook(monkeypatch, sb, "code42_shift")
+    hook.tenant_id  # noqa: B018 - the token before the clock starts moving
+    start, end = sb.anchor - timedelta(hours=6), sb.anchor + timedelta(hours=1)
+    clock = sb.stats()["clock_ms"]
+    sb.set_faults(advance_per_page_min=ADVANCE_MIN)
+    try:
+        read = [s.session_id for s in hook.iter_sessions(start, end)]
+    finally:
+        sb.set_faults(advance_per_page_min=0)
+    tenant, window = _tenant(sb), {"stream": "sessions", "start": start, "end": end}
+    counted = set(expected_ids(tenant, window, clock, True))  # the count: the first page served
+    quiet = set(expected_ids(tenant, window, clock + ADVANCE_MIN * 60_000, False))  # the false listing's first
+    moved = set(expected_ids(tenant, window, sb.stats()["clock_ms"], True)) - counted
+    assert moved & quiet, "sessions gained their first alert during the read (else this test shows nothing)"
+    assert hook.totals["sessions"] == len(counted) + len(quiet) <= len(set(read))
+    assert not counted & quiet

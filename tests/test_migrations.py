@@ -157,7 +157,8 @@ def test_the_revisions_build_what_schema_py_declares(warehouse):
     with warehouse.connect() as conn:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == f"{SCHEMA_VERSION:04d}"
     assert _history(warehouse) == [(SCHEMA_VERSION, ("0001_baseline, 0002_detection_and_coaching, 0003_reporting, "
-                                                    "0004_integration_deletion_action, 0005_triage, 0006_ksat_events"))]
+                                                    "0004_integration_deletion_action, 0005_triage, 0006_ksat_events, "
+                                                    "0007_sync_completeness"))]
 
 
 def test_a_schema_py_change_without_a_revision_is_found(sqlite_warehouse):
@@ -268,7 +269,7 @@ def test_report_never_migrates(tmp_path, capsys):
     assert not sa.inspect(engine).has_table("alembic_version") and not sa.inspect(engine).has_table("coaching_block")
     assert cli.main(["--warehouse", url, "warehouse", "upgrade"]) == 0
     assert capsys.readouterr().out.strip().endswith(f"schema version {SCHEMA_VERSION} (was 4)")
-    assert _history(engine)[-1] == (SCHEMA_VERSION, "0005_triage, 0006_ksat_events")
+    assert _history(engine)[-1] == (SCHEMA_VERSION, "0005_triage, 0006_ksat_events, 0007_sync_completeness")
     out = tmp_path / "r.html"
     assert cli.main(["--warehouse", url, "report", "--tenant", "t1", "--out", str(out)]) in (0, 2)
     assert "needs version" not in capsys.readouterr().err

@@ -44,8 +44,9 @@ def test_dags_import_without_network_or_database(airflow_db, monkeypatch):
     assert (interval.start, interval.end) == (ten - timedelta(hours=1), ten)
     assert sync.params["lookback_hours"] == 24
     assert {t.task_id for t in sync.tasks} == {
-        "check_connections", "ensure_schema", "extract_sessions", "extract_alerts", "load_warehouse", "check_session_keys",
-        "check_alert_keys", "check_loaded_rows", "resolve_new_actors", "map_users", "detect", "deliver_tips",
+        "check_connections", "ensure_schema", "extract_sessions", "extract_alerts", "load_warehouse",
+        "check_session_keys", "check_alert_keys", "check_loaded_rows", "check_complete_windows", "resolve_new_actors",
+        "map_users", "detect", "deliver_tips",
         "push_ksat_events", "write_audit",
     }
     # the connection check runs first: a missing connection stops the run before anything is read
@@ -56,7 +57,7 @@ def test_dags_import_without_network_or_database(airflow_db, monkeypatch):
     assert sync.get_task("push_ksat_events").max_active_tis_per_dag == 1
     # the data checks gate everything after the load; the extracts hold the tenant's pool
     assert sync.get_task("resolve_new_actors").upstream_task_ids == {
-        "check_session_keys", "check_alert_keys", "check_loaded_rows"}
+        "check_session_keys", "check_alert_keys", "check_loaded_rows", "check_complete_windows"}
     assert {(t.pool, t.pool_slots) for t in sync.tasks if t.task_id.startswith("extract_")} == {("code42_default", 4)}
     assert sync.default_args["on_failure_callback"] is not None
     assert bag.get_dag("code42_reference") is not None
@@ -138,6 +139,13 @@ def test_sync_loads_the_intervals_and_reruns_change_nothing(kind, dagbag, sandbo
     assert len(audit) == HOURS
     assert all(a["requests"] > 0 and a["pages"] > 0 for a in audit)
     assert audit[0]["interval_end"] is not None and audit[0]["sessions_from"] is not None
+    # each run recorded what the API said its windows hold, and the warehouse held exactly that
+    assert all(a["sessions_api_total"] > 0 and a["alerts_api_total"] is not None for a in audit)
+    assert sum(a["alerts_api_total"] for a in audit) > 0
+    assert [(a["sessions_rows"], a["alerts_rows"]) for a in audit] == [
+        (a["sessions_api_total"], a["alerts_api_total"]) for a in audit]
+    _, last_alerts = _code42_truth(sandbox, ends[-1] - timedelta(hours=1), ends[-1], lookback_hours=0)
+    assert audit[-1]["alerts_api_total"] == len(last_alerts)  # the alerts the API holds for the last hour
 
     with engine.connect() as conn:  # detect and deliver_tips ran: the intervals are days old, so the
         detections = conn.execute(sa.select(sa.func.count()).select_from(t.detection)).scalar()

@@ -10,11 +10,11 @@ _HOME = {
     "Actor": "records", "Alert": "records", "AlertRule": "records", "FileEvent": "records", "Session": "records",
     "Code42ApiError": "errors", "Code42ConfigError": "errors", "Code42Error": "errors",
     "Code42PayloadError": "errors",
-    "Code42Hook": "hook", "Code42Settings": "hook", "HookStats": "hook",
+    "Code42Hook": "hook", "Code42Settings": "hook", "HookStats": "hook", "connect": "hook",
 }
 __all__ = [  # resolved by __getattr__
     "Actor", "Alert", "AlertRule", "Code42ApiError", "Code42ConfigError", "Code42Error", "Code42Hook",
-    "Code42PayloadError", "Code42Settings", "FileEvent", "HookStats", "Session",
+    "Code42PayloadError", "Code42Settings", "FileEvent", "HookStats", "Session", "connect",
 ]
 
 

@@ -8,14 +8,14 @@ Base URL rule and its endpoints: generators that hide paging and yield validated
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import requests
 
-from apiclient.paging import SplitWindows
+from apiclient.paging import SplitWindows, total_count
 from apiclient.settings import ApiSettings
 from apiclient.throttle import RateLimiter
 from apiclient.timeutil import require_aware, to_epoch_ms, to_iso_ms
@@ -34,12 +34,17 @@ from code42_hook.records import Actor, Alert, AlertRule, FileEvent, Session, Wat
 from code42_hook.urls import normalize_base_url
 
 Code42Settings = ApiSettings  # the connection extras (see ApiSettings)
-__all__ = ["Code42Hook", "Code42Settings", "HookStats"]
+__all__ = ["Code42Hook", "Code42Settings", "HookStats", "connect"]
 log = logging.getLogger(__name__)
 
 
 class Code42Hook(JsonApiHook):
-    """Code42 Incydr API client for one connection (Client ID, Client Secret, Base URL)."""
+    """Code42 Incydr API client for one connection (Client ID, Client Secret, Base URL).
+
+    ``totals``: per stream (``sessions``, ``alerts``), what the API said the window of the latest
+    complete ``iter_sessions`` / ``iter_alerts`` read holds (its ``totalCount``; None until a read
+    ends or when an answer had none). What the iterators yield is not changed by it.
+    """
 
     conn_name_attr = "code42_conn_id"
     default_conn_name = "code42_default"
@@ -60,6 +65,7 @@ class Code42Hook(JsonApiHook):
     def __init__(self, code42_conn_id: str = default_conn_name, *, limiter: RateLimiter | None = None) -> None:
         super().__init__(code42_conn_id, auth_type=Code42TokenAuth, limiter=limiter)
         self.code42_conn_id = code42_conn_id
+        self.totals: dict[str, int | None] = {}
 
     def checked_base_url(self) -> str:
         conn = self.connection
@@ -112,31 +118,60 @@ class Code42Hook(JsonApiHook):
         ``order_by`` (``end_time`` | ``score``) and/or ``sort_direction`` (``ASC`` | ``DESC``) the
         caller asks for a ranking: each listing is then paged by page number in that order, with
         the caveat above.
+
+        ``totals["sessions"]`` is then what the API says the window holds: the ``totalCount`` of each
+        listing's whole window. With both listings, the ``true`` one is counted (one request of page
+        size 1) before the ``false`` one is read and the ``false`` total is its first answer's: a
+        session that gains its first alert while the listings are read is counted in one listing at
+        most, never in both (a complete read is never taken for a short one).
         """
         lo, hi = to_epoch_ms(start, "start"), to_epoch_ms(end, "end")
         params = _session_filters(filters)
         listings = (False, True) if has_alerts is None else (bool(has_alerts),)
+        read = (self._ranked_sessions if "order_by" in params or "sort_direction" in params
+                else self._sessions_by_begin_time)
+        self.totals["sessions"] = None
+        totals = {True: self._sessions_count(lo, hi, {**params, "has_alerts": "true"})} if len(listings) == 2 else {}
         for alerted in listings:
             listing = {**params, "has_alerts": str(alerted).lower()}
-            if "order_by" in params or "sort_direction" in params:
-                yield from self._ranked_sessions(lo, hi, listing)
-            else:
-                yield from self._sessions_by_begin_time(lo, hi, listing)
+            yield from read(lo, hi, listing, on_total=None if alerted in totals else partial(totals.__setitem__, alerted))
+        self.totals["sessions"] = None if None in totals.values() else sum(totals.values())
 
-    def _ranked_sessions(self, lo: int, hi: int, params: dict[str, Any]) -> Iterator[Session]:
+    def count_sessions(self, start: datetime, end: datetime, *, has_alerts: bool | None = None) -> int:
+        """How many sessions began in [start, end), as the API's ``totalCount`` says: one request of
+        page size 1 per listing (both, ``true`` first, when ``has_alerts`` is None: a session that
+        gains its first alert between the two requests is counted in neither, never twice)."""
+        lo, hi = to_epoch_ms(start, "start"), to_epoch_ms(end, "end")
+        listings = (True, False) if has_alerts is None else (bool(has_alerts),)
+        return sum(self._sessions_count(lo, hi, {"has_alerts": str(a).lower()}) for a in listings)
+
+    def _sessions_count(self, lo: int, hi: int, params: dict[str, Any]) -> int:
+        endpoint = "/v1/sessions"
+        body = self._request_json("GET", endpoint, page=0, params={
+            **params, "on_or_after": lo, "before": hi, "page_size": 1, "page_number": 0})
+        total = total_count(body)
+        if total is None:
+            raise Code42PayloadError(endpoint, 0, "missing key 'totalCount'")
+        return total
+
+    def _ranked_sessions(self, lo: int, hi: int, params: dict[str, Any], *,
+                         on_total: Callable[[int | None], None] | None = None) -> Iterator[Session]:
         endpoint, size = "/v1/sessions", self.SESSIONS_PAGE_SIZE
         params = {**params, "on_or_after": lo, "before": hi, "page_size": size}
-        yield from self._paged(Session, endpoint, size, items_key="items", request=lambda page: self._request_json(
-            "GET", endpoint, page=page, params={**params, "page_number": page}))
+        yield from self._paged(Session, endpoint, size, items_key="items", request=_noting_total(
+            lambda page: self._request_json("GET", endpoint, page=page, params={**params, "page_number": page}),
+            0, on_total))
 
-    def _sessions_by_begin_time(self, lo: int, hi: int, params: dict[str, Any]) -> Iterator[Session]:
+    def _sessions_by_begin_time(self, lo: int, hi: int, params: dict[str, Any], *,
+                                on_total: Callable[[int | None], None] | None = None) -> Iterator[Session]:
         """One listing of [lo, hi), read as begin-time sub-windows of one page each (see
-        ``iter_sessions``); yields each sub-window's sessions as its answer arrives, in window order."""
+        ``iter_sessions``); yields each sub-window's sessions as its answer arrives, in window order.
+        ``on_total`` gets the ``totalCount`` of the whole window's answer."""
         size = self.SESSIONS_PAGE_SIZE
         windows = SplitWindows(target=max(1, int(size * self.SESSIONS_WINDOW_FILL)),
                                in_flight=max(1, self.settings.pages_in_flight), name=f"{self.api_name}-sessions")
-        listing = JsonListing(self, Session, "/v1/sessions", partial(self._sessions_window, params), "items",
-                              named_page=0)
+        request = _noting_total(partial(self._sessions_window, params), (lo, hi), on_total)
+        listing = JsonListing(self, Session, "/v1/sessions", request, "items", named_page=0)
         yield from windows.records(listing, lo, hi, too_dense=partial(self._sessions_in_one_ms, params))
 
     def _sessions_window(self, params: dict[str, Any], window: tuple[int, int]) -> Any:
@@ -152,28 +187,58 @@ class Code42Hook(JsonApiHook):
         return self._ranked_sessions(a, b, {**params, "order_by": "end_time", "sort_direction": "ASC"})
 
     def iter_alerts(self, start: datetime, end: datetime) -> Iterator[Alert]:
-        """Alerts created in [start, end) (the API's range is inclusive: the end is trimmed here)."""
+        """Alerts created in [start, end) (the API's range is inclusive: the end is trimmed here).
+
+        ``totals["alerts"]``: the first page's ``totalCount`` less the alerts served outside
+        [start, end) (those created at ``end`` exactly), i.e. what the API says [start, end) holds."""
         endpoint, size = "/v1/alerts/query-alerts", self.ALERTS_PAGE_SIZE
         start, end = require_aware(start, "start"), require_aware(end, "end")
-        query = {
+        query = self._alerts_query(start, end, size)
+        self.totals["alerts"] = None
+        said: list[int | None] = []
+
+        def request(page: int) -> Any:
+            return self._alerts_page(endpoint, query, page)
+
+        alerts = self._paged(Alert, endpoint, size, items_key="alerts", request=_noting_total(request, 0, said.append),
+                             grows_at_end=lambda a: a.id)
+        outside = 0
+        for alert in alerts:
+            if start <= alert.created_at < end:
+                yield alert
+            else:
+                outside += 1
+        self.totals["alerts"] = None if said[0] is None else said[0] - outside
+
+    def count_alerts(self, start: datetime, end: datetime) -> int:
+        """How many alerts were created in [start, end), as the API's ``totalCount`` says: one
+        request of page size 1 (its range is inclusive: it is asked up to ``end`` less 1 ms)."""
+        endpoint = "/v1/alerts/query-alerts"
+        start, end = require_aware(start, "start"), require_aware(end, "end")
+        body = self._alerts_page(endpoint, self._alerts_query(start, end - timedelta(milliseconds=1), 1), 0)
+        total = total_count(body)
+        if total is None:
+            raise Code42PayloadError(endpoint, 0, "missing key 'totalCount'")
+        return total
+
+    def _alerts_query(self, start: datetime, last: datetime, size: int) -> dict[str, Any]:
+        """The query of the alerts created from ``start`` up to ``last`` (both included)."""
+        return {
             "tenantId": self.tenant_id,
             "groupClause": "AND",
             "groups": [{"filterClause": "AND", "filters": [
                 {"term": "CreatedAt", "operator": "ON_OR_AFTER", "value": to_iso_ms(start)},
-                {"term": "CreatedAt", "operator": "ON_OR_BEFORE", "value": to_iso_ms(end)},
+                {"term": "CreatedAt", "operator": "ON_OR_BEFORE", "value": to_iso_ms(last)},
             ]}],
             "pgSize": size, "srtDirection": "ASC", "srtKey": "CreatedAt",
         }
 
-        def request(page: int) -> Any:
-            body = self._request_json("POST", endpoint, page=page, json={**query, "pgNum": page})
-            problems = body.get("problems") if isinstance(body, dict) else None
-            if problems:  # a 200 that says the query could not run as asked: never "no alerts"
-                raise Code42PayloadError(endpoint, page, f"the query has problems: {_problems_text(problems)}")
-            return body
-
-        alerts = self._paged(Alert, endpoint, size, items_key="alerts", request=request, grows_at_end=lambda a: a.id)
-        yield from (a for a in alerts if start <= a.created_at < end)
+    def _alerts_page(self, endpoint: str, query: dict[str, Any], page: int) -> Any:
+        body = self._request_json("POST", endpoint, page=page, json={**query, "pgNum": page})
+        problems = body.get("problems") if isinstance(body, dict) else None
+        if problems:  # a 200 that says the query could not run as asked: never "no alerts"
+            raise Code42PayloadError(endpoint, page, f"the query has problems: {_problems_text(problems)}")
+        return body
 
     def iter_alert_rules(self) -> Iterator[AlertRule]:
         endpoint, size = "/v2/alert-rules", self.ALERT_RULES_PAGE_SIZE
@@ -278,6 +343,37 @@ class Code42Hook(JsonApiHook):
             except Code42Error as exc:
                 return False, f"Unreachable or non-Code42 Base URL {self.base_url}: {exc}"
         return True, f"Authorized: tenant {tenant}; Alert Rules and Alerts and Sessions are readable."
+
+
+def connect(code42_conn_id: str) -> Code42Hook:
+    """The Code42 hook of ``code42_conn_id`` for a command outside a task (``securitycoach verify``):
+    the connection is looked up at once (the Airflow connection, an ``AIRFLOW_CONN_*`` variable or a
+    secrets backend), and a missing one is a ``Code42ConfigError`` that names it."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    hook = Code42Hook(code42_conn_id)
+    try:
+        hook.connection  # noqa: B018 - looked up now, so a missing connection is one clear error
+    except AirflowNotFoundException:
+        raise Code42ConfigError(f"connection {code42_conn_id!r} is not defined (an Airflow connection, "
+                                f"AIRFLOW_CONN_{code42_conn_id.upper()} or a secrets backend)") from None
+    return hook
+
+
+def _noting_total(request: Callable[[Any], Any], first: Any,
+                  on_total: Callable[[int | None], None] | None) -> Callable[[Any], Any]:
+    """``request`` that hands the ``totalCount`` of the answer for ``first`` (the page or window
+    that is the whole listing's first) to ``on_total``."""
+    if on_total is None:
+        return request
+
+    def noted(page: Any) -> Any:
+        body = request(page)
+        if page == first:
+            on_total(total_count(body))
+        return body
+
+    return noted
 
 
 def _problems_text(problems: Any) -> str:

@@ -9,18 +9,21 @@ engine, and the check operators below only swap it in. Values reach the SQL only
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 from airflow.providers.common.sql.operators.sql import (
+    BaseSQLOperator,
     SQLCheckOperator,
     SQLColumnCheckOperator,
 )
 
 from operators.warehouse_hook import WarehouseHook
+from securitycoach import sync
+from securitycoach.streams import STREAMS
 
 
 class WarehouseSqlHook(DbApiHook):
@@ -136,6 +139,36 @@ class WarehouseCheckOperator(_OnWarehouse, SQLCheckOperator):
         if self._failed:
             self._raise_exception(f"Query:\n{self.sql}\nResults: {dict(zip(names, row, strict=False))}")
         self.log.info("All checks passed: %s", dict(zip(names, row, strict=False)))
+
+    def failed_checks(self) -> list[str]:
+        return list(getattr(self, "_failed", []))
+
+
+class WarehouseCompletenessCheckOperator(_OnWarehouse, BaseSQLOperator):
+    """Every window the extract tasks read holds, in the warehouse, at least the rows the API said it
+    holds (its ``totalCount``, from their XCom): sessions by begin time, alerts by created time,
+    counted by ``securitycoach.sync.count_window``. Fails naming the tenant entry, stream, window,
+    API total and warehouse rows of each short window."""
+
+    def __init__(self, *, extract_task_ids: Sequence[str], tenant: str, tenant_id: str,
+                 conn_id: str = WarehouseHook.default_conn_name, retry_on_failure: bool = False, **kwargs) -> None:
+        super().__init__(conn_id=conn_id, retry_on_failure=retry_on_failure, **kwargs)
+        self.extract_task_ids = list(extract_task_ids)
+        self.tenant = tenant
+        self.tenant_id = tenant_id
+
+    def execute(self, context) -> list[dict]:
+        engine = self.get_db_hook().get_sqlalchemy_engine()
+        windows = [sync.window_count(engine, self.tenant_id, STREAMS[e.stream], e.since, e.until, e.api_total)
+                   for e in map(sync.Extracted.from_dict, context["ti"].xcom_pull(task_ids=self.extract_task_ids))]
+        try:
+            sync.check_complete(windows, self.tenant)
+        except sync.IncompleteWindows as exc:
+            self._failed = [w.describe(self.tenant) for w in exc.windows]
+            self._raise_exception("the warehouse holds fewer rows than the Code42 API's totalCount for these windows")
+        for w in windows:
+            self.log.info("complete: %s", w.describe(self.tenant))
+        return [{"stream": w.stream, "api_total": w.api_total, "rows": w.rows} for w in windows]
 
     def failed_checks(self) -> list[str]:
         return list(getattr(self, "_failed", []))

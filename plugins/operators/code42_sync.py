@@ -145,8 +145,9 @@ class SyncAuditOperator(BaseOperator):
         ti = context["ti"]
         extracted = [sync.Extracted.from_dict(e) for e in ti.xcom_pull(task_ids=self.extract_task_ids)]
         loaded = ti.xcom_pull(task_ids=self.load_task_id) or {"changed": {}, "seconds": 0.0}
+        engine = WarehouseHook(self.warehouse_conn_id).get_engine()
         row = _interval(context, self.tenant_id).audit_row(context["dag"].dag_id, extracted, loaded["changed"],
-                                                            loaded["seconds"])
-        sync.write_audit(WarehouseHook(self.warehouse_conn_id).get_engine(), row)
+                                                            loaded["seconds"], engine)
+        sync.write_audit(engine, row)
         return {"items": row.items, "pages": row.pages, "requests": row.requests,
                 "rows_changed": row.rows_changed, "n_429": row.n_429, "retries": row.retries}

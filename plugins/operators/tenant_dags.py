@@ -13,7 +13,11 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
-from operators.checks import WarehouseCheckOperator, WarehouseColumnCheckOperator
+from operators.checks import (
+    WarehouseCheckOperator,
+    WarehouseColumnCheckOperator,
+    WarehouseCompletenessCheckOperator,
+)
 from operators.coaching import DeliverTipsOperator, DetectOperator, PushKsatEventsOperator
 from operators.code42_sync import (
     Code42ExtractOperator,
@@ -127,6 +131,9 @@ def build_sync_dag(tenant: Tenant) -> DAG:
                 sql_vars={"sessions": "{{ ti.xcom_pull(task_ids='extract_sessions')['items'] | int }}",
                           "alerts": "{{ ti.xcom_pull(task_ids='extract_alerts')['items'] | int }}"},
             ),
+            # the warehouse holds every item the API said each window holds (its totalCount)
+            WarehouseCompletenessCheckOperator(task_id="check_complete_windows", extract_task_ids=list(EXTRACTS),
+                                               tenant=tenant.name, tenant_id=tenant.code42_tenant_uid),
         ]
         actors = Code42ReferenceOperator(task_id="resolve_new_actors", what="new_actors", **code42)
         audit = SyncAuditOperator(task_id="write_audit", extract_task_ids=list(EXTRACTS),

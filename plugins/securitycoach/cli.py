@@ -6,6 +6,7 @@
   securitycoach tenant delete --tenant TENANT --confirm TENANT [--by NAME]
   securitycoach tenant pools [--tenants FILE]
   securitycoach report --tenant TENANT [--start YYYY-MM-DD] [--end YYYY-MM-DD] [--out PATH]
+  securitycoach verify --tenant ENTRY --since DAY [--until DAY] [--repair] [--tenants FILE]
   securitycoach warehouse upgrade [--grants]
 
 The warehouse is --warehouse URL (a SQLAlchemy URL), else $SECURITYCOACH_WAREHOUSE_URL, else the
@@ -13,7 +14,9 @@ embedded SQLite warehouse (data/warehouse.db); --warehouse and --search-path go 
 command. Only "warehouse upgrade" creates a warehouse: every other command refuses one that does
 not exist (a SQLite file that is not there, a PostgreSQL schema that is not there) and a tenant the
 warehouse holds no rows of. "report" only reads: it also refuses a warehouse that is not at this
-code's schema; the commands that write bring it up to date themselves.
+code's schema; the commands that write bring it up to date themselves. "verify" reads the Code42
+API through the entry's Airflow connection (it runs where Airflow's connections are: a scheduler
+or worker host).
 
 Exit status: 0 done; 1 failed while running (e.g. the database is unreachable); 2 bad usage or
 input (the message says which).
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -142,6 +146,17 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, metavar="PATH",
                         help="file to write (default data/reports/securitycoach_<tenant>_<start>_<end>.html)")
 
+    verify = _command(sub, "verify", _verify, "recount a tenant's past windows against the Code42 API's totalCount; "
+                      "list the windows the warehouse holds fewer rows of (exit 1), --repair them")
+    verify.add_argument("--tenant", required=True, metavar="ENTRY",
+                        help="the tenants-file entry (its connection and schedule)")
+    verify.add_argument("--since", required=True, metavar="DAY", help="first day, YYYY-MM-DD (or an ISO 8601 time, UTC)")
+    verify.add_argument("--until", metavar="DAY", help="end, not included: YYYY-MM-DD or an ISO 8601 time (default: "
+                                                       "the end of the schedule's last whole interval)")
+    verify.add_argument("--repair", action="store_true",
+                        help="re-extract and load the windows with gaps, then recount them")
+    verify.add_argument("--tenants", type=Path, metavar="FILE", help=tenants_help)
+
     warehouse = _group(sub, "warehouse", "the warehouse schema")
     upgrade = _command(warehouse, "upgrade", _upgrade, "create or upgrade the warehouse schema (what the "
                                                        "ensure_schema task does)")
@@ -250,6 +265,58 @@ def _mapping(args) -> int:
     print(f"mapping: {summary['mapped']} mapped, {summary['ambiguous']} ambiguous, {summary['no_match']} without "
           f"a KSAT user, {summary['changed']} rows changed")
     return 0
+
+
+def _when(value: str, what: str) -> datetime:
+    """A day (its midnight, UTC) or an ISO 8601 time (UTC unless it says otherwise)."""
+    try:
+        when = datetime.combine(date.fromisoformat(value), datetime.min.time()) if len(value) == 10 \
+            else datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not a day (YYYY-MM-DD) or an ISO 8601 time") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _verify(args) -> int:
+    from securitycoach import verify
+
+    tenants = load_tenants(args.tenants)
+    entry = next((t for t in tenants.tenants if t.name == args.tenant), None)
+    if entry is None:
+        raise UsageError(f"no entry {args.tenant!r} in the tenants file "
+                         f"(entries: {', '.join(t.name for t in tenants.tenants)})")
+    since = _when(args.since, "--since")
+    until = _when(args.until, "--until") if args.until else verify.last_tick(entry.schedule, datetime.now(UTC))
+    windows = verify.schedule_windows(entry.schedule, since, until)
+    from code42_hook import Code42Error, connect  # the client comes from Airflow's connections
+    from securitycoach.sync import TenantMismatch, verify_tenant
+
+    try:
+        client = connect(entry.code42_conn_id)
+        tenant_id = verify_tenant(client, entry.code42_tenant_uid, entry=entry.name, conn_id=entry.code42_conn_id)
+        engine = _engine(args, "write" if args.repair else "read")
+        found = verify.find_gaps(engine, client, tenant_id, windows)
+        _print_gaps(found, entry.name, tenant_id, windows, entry.schedule)
+        if not (args.repair and found.gaps):
+            return 1 if found.gaps else 0
+        changed = verify.repair(engine, client, tenant_id, found.gaps)
+        after = verify.find_gaps(engine, client, tenant_id, windows)
+    except (Code42Error, TenantMismatch) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"repaired {len(found.gaps)} windows: {changed} rows new or changed; recounted:")
+    _print_gaps(after, entry.name, tenant_id, windows, entry.schedule)
+    return 1 if after.gaps else 0
+
+
+def _print_gaps(found, entry: str, tenant_id: str, windows, schedule: str) -> None:
+    if found.gaps:
+        print(f"{'stream':<9}{'window':<38}{'API total':>10}{'warehouse':>11}")
+        for gap in found.gaps:
+            print(f"{gap.stream:<9}{gap.span():<38}{gap.api_total:>10}{gap.rows:>11}")
+    span = f"{windows[0][0]:%Y-%m-%dT%H:%MZ} .. {windows[-1][1]:%Y-%m-%dT%H:%MZ}"
+    verdict = (f"{len(found.gaps)} windows with gaps, {found.missing} rows missing" if found.gaps else "no gaps")
+    print(f"verify {entry} (tenant {tenant_id}) {span}: {found.windows} windows of '{schedule}', sessions and "
+          f"alerts: {verdict} ({found.requests} Code42 requests)")
 
 
 # Errors in what the user gave (files, ids, the warehouse URL): exit status 2.

@@ -36,6 +36,13 @@ class Stream:
     load_postgresql: Callable[[Connection, str, str, str, str], int] | None = None
     # The tables the load writes (their planner statistics are refreshed after a bulk load).
     tables: tuple[str, ...] = ()
+    # The fact column the stream's window is on (begin time, created time): a window's rows are
+    # the tenant's rows with start <= column < end (what ``sync.count_window`` counts).
+    window_column: sa.Column | None = None
+    # What the API said the window of the client's latest fetch holds (its totalCount), or None.
+    api_total: Callable[[Any], int | None] = lambda client: None
+    # How many items the API says [start, end) holds: (client, start, end) -> int (a count request).
+    count: Callable[[Any, datetime, datetime], int] | None = None
 
 
 def _raw(records: Iterable[Any]) -> Iterator[dict]:
@@ -229,6 +236,9 @@ SESSIONS = Stream(
     load_postgresql=load_sessions_in_postgresql,
     tables=(t.code42_session.name, t.code42_session_risk_indicator.name, t.code42_session_alert.name,
             t.detection_queue.name),
+    window_column=t.code42_session.c.begin_time,
+    api_total=lambda client: client.totals.get("sessions"),
+    count=lambda client, start, end: client.count_sessions(start, end),
 )
 
 ALERTS = Stream(
@@ -239,6 +249,9 @@ ALERTS = Stream(
     load_batch=load_alerts,
     load_postgresql=load_alerts_in_postgresql,
     tables=(t.code42_alert.name, t.detection_queue.name),
+    window_column=t.code42_alert.c.created_at,
+    api_total=lambda client: client.totals.get("alerts"),
+    count=lambda client, start, end: client.count_alerts(start, end),
 )
 
 STREAMS = {s.name: s for s in (SESSIONS, ALERTS)}

@@ -1,7 +1,8 @@
 """The sync's steps, each a plain function over a warehouse engine and a Code42 client.
 
 ``client`` is anything with the Code42 hook's methods (``iter_sessions``, ``iter_alerts``,
-``iter_alert_rules``, ``iter_actors``, ``get_actor``): in Airflow it is ``Code42Hook``.
+``iter_alert_rules``, ``iter_actors``, ``get_actor``; for completeness ``totals``,
+``count_sessions``, ``count_alerts``): in Airflow it is ``Code42Hook``.
 
 - ``extract_to_staging``: stream one stream's items for an interval into staging, batch by batch.
 - ``load_staged``: staged items -> fact tables, one transaction per batch, then clear the staging.
@@ -10,6 +11,8 @@
 - ``Interval``: one sync interval of one tenant, the steps above in the DAG's order (``run``); the
   operators, the tests' pipeline helpers and the bench call it (each DAG task one of its steps).
 - ``verify_tenant``: the tenant uid of the tenants file against the one the token is for.
+- ``count_window`` / ``window_count`` / ``check_complete``: the tenant's rows in a stream's window
+  against what the API said it holds (the sync's completeness check and ``securitycoach verify``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from securitycoach.streams import STREAMS, Stream
-from securitycoach.timeutil import require_aware
+from securitycoach.timeutil import as_utc, require_aware
 from securitycoach.warehouse import schema as t
 from securitycoach.warehouse.engine import ANALYZE_MIN_ROWS, refresh_statistics
 from securitycoach.warehouse.upsert import upsert
@@ -235,12 +238,87 @@ class AuditRow:
     n_5xx: int = 0
     rows_changed: int = 0
     seconds: float = 0.0
+    sessions_api_total: int | None = None
+    sessions_rows: int | None = None
+    alerts_api_total: int | None = None
+    alerts_rows: int | None = None
+
+    def add_window(self, window: WindowCount) -> None:
+        """Record a stream's window: the API's total and the warehouse's rows."""
+        setattr(self, f"{window.stream}_api_total", window.api_total)
+        setattr(self, f"{window.stream}_rows", window.rows)
 
 
 def write_audit(engine: Engine, row: AuditRow) -> None:
     """Record (or, for a rerun of the same run id, replace) the run's audit row."""
     with engine.begin() as conn:
         upsert(conn, t.sync_audit, [{**asdict(row), "finished_at": datetime.now(UTC)}])
+
+
+# --- completeness: every item the API says a window holds is in the warehouse ----------------------
+def count_window(engine: Engine, tenant_id: str, stream: Stream, start: datetime, end: datetime) -> int:
+    """The tenant's rows of ``stream`` in [start, end): sessions by begin time, alerts by created time."""
+    column = stream.window_column
+    table = column.table
+    start, end = require_aware(start, "start"), require_aware(end, "end")
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table).where(
+            table.c.tenant_id == tenant_id, column >= start, column < end)).scalar_one()
+
+
+@dataclass(frozen=True)
+class WindowCount:
+    """One stream's window: what the API said it holds (``api_total``, None: unknown) and the
+    warehouse's rows in it."""
+
+    tenant_id: str
+    stream: str
+    start: datetime
+    end: datetime
+    api_total: int | None
+    rows: int
+
+    @property
+    def missing(self) -> int:
+        """Items the API holds that the warehouse does not (0 when it holds as many or more)."""
+        return 0 if self.api_total is None else max(0, self.api_total - self.rows)
+
+    def span(self) -> str:
+        return f"{_utc_text(self.start)} .. {_utc_text(self.end)}"
+
+    def describe(self, entry: str) -> str:
+        return (f"tenant {entry}: {self.stream} {self.span()}: API total {self.api_total}, "
+                f"warehouse rows {self.rows}")
+
+
+def window_count(engine: Engine, tenant_id: str, stream: Stream, start: datetime, end: datetime,
+                 api_total: int | None) -> WindowCount:
+    """``api_total`` against the warehouse's rows of that window now."""
+    return WindowCount(tenant_id, stream.name, as_utc(start), as_utc(end), api_total,
+                       count_window(engine, tenant_id, stream, start, end))
+
+
+class IncompleteWindows(Exception):
+    """The warehouse holds fewer rows than the API said a window holds; the message names each one."""
+
+    def __init__(self, entry: str, windows: list[WindowCount]) -> None:
+        self.windows = windows
+        super().__init__("; ".join(w.describe(entry) for w in windows))
+
+
+def check_complete(windows: Iterable[WindowCount], entry: str) -> list[WindowCount]:
+    """Raise ``IncompleteWindows`` naming the windows the warehouse holds fewer rows of than the
+    API's total (``entry``: the tenants-file entry, for the message); returns the windows."""
+    windows = list(windows)
+    short = [w for w in windows if w.missing]
+    if short:
+        raise IncompleteWindows(entry, short)
+    return windows
+
+
+def _utc_text(value: datetime) -> str:
+    value = as_utc(value)
+    return value.strftime("%Y-%m-%dT%H:%MZ" if not value.second and not value.microsecond else "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def table_counts(engine: Engine, tenant_id: str | None = None) -> dict[str, int]:
@@ -297,8 +375,10 @@ class Extracted:
 
     stream: str
     since: datetime
+    until: datetime
     items: int
     seconds: float
+    api_total: int | None = None  # what the API said [since, until) holds (None: it did not say)
     pages: int = 0
     requests: int = 0
     retries: int = 0
@@ -306,11 +386,12 @@ class Extracted:
     n_5xx: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "since": self.since.isoformat()}
+        return {**asdict(self), "since": self.since.isoformat(), "until": self.until.isoformat()}
 
     @classmethod
     def from_dict(cls, value: dict[str, Any]) -> Extracted:
-        return cls(**{**value, "since": datetime.fromisoformat(value["since"])})
+        return cls(**{**value, "since": datetime.fromisoformat(value["since"]),
+                      "until": datetime.fromisoformat(value["until"])})
 
 
 @dataclass
@@ -364,7 +445,8 @@ class Interval:
         items = extract_to_staging(engine, client, STREAMS[stream], tenant_id=self.tenant_id, run_key=self.run_key,
                                    start=since, end=self.end, batch_size=self.batch_size)
         after = _counters(client)
-        return Extracted(stream=stream, since=since, items=items, seconds=round(time.monotonic() - started, 3),
+        return Extracted(stream=stream, since=since, until=self.end, items=items,
+                         seconds=round(time.monotonic() - started, 3), api_total=STREAMS[stream].api_total(client),
                          **{name: after[name] - before[name] for name in COUNTERS})
 
     def load(self, engine: Engine, stream: str) -> int:
@@ -375,10 +457,15 @@ class Interval:
     def resolve_new_actors(self, engine: Engine, client) -> int:
         return resolve_new_actors(engine, client, tenant_id=self.tenant_id)
 
+    def windows(self, engine: Engine, extracted: Sequence[Extracted]) -> list[WindowCount]:
+        """Each extraction's window: what the API said it holds against the warehouse's rows now."""
+        return [window_count(engine, self.tenant_id, STREAMS[e.stream], e.since, e.until, e.api_total)
+                for e in extracted]
+
     def audit_row(self, dag_id: str, extracted: Sequence[Extracted], changed: dict[str, int],
-                  load_seconds: float) -> AuditRow:
+                  load_seconds: float, engine: Engine | None = None) -> AuditRow:
         """The run's audit row: the extractions' counts and the pipeline's own time (extraction and
-        load, not scheduling gaps)."""
+        load, not scheduling gaps); with ``engine``, each window's API total and warehouse rows."""
         sessions = next((e for e in extracted if e.stream == "sessions"), None)
         row = AuditRow(tenant_id=self.tenant_id, dag_id=dag_id, run_id=self.run_key,
                        interval_start=self.start, interval_end=self.end,
@@ -387,6 +474,8 @@ class Interval:
                        seconds=round(sum(e.seconds for e in extracted) + load_seconds, 3))
         for name in COUNTERS:
             setattr(row, name, sum(getattr(e, name) for e in extracted))
+        for window in self.windows(engine, extracted) if engine is not None else ():
+            row.add_window(window)
         return row
 
     def run(self, engine: Engine, client, *, streams: Sequence[str] = ("sessions", "alerts"),
@@ -401,6 +490,6 @@ class Interval:
         actors = self.resolve_new_actors(engine, client)
         result = RunResult(extracted, changed, load_seconds, actors, round(time.monotonic() - started, 3))
         if dag_id is not None:
-            result.audit = self.audit_row(dag_id, extracted, changed, load_seconds)
+            result.audit = self.audit_row(dag_id, extracted, changed, load_seconds, engine)
             write_audit(engine, result.audit)
         return result

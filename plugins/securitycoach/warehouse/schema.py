@@ -296,6 +296,13 @@ sync_audit = sa.Table(
     sa.Column("rows_changed", sa.Integer, nullable=False),
     sa.Column("seconds", sa.Float, nullable=False),
     sa.Column("finished_at", Ts, nullable=False),
+    # Completeness, per stream: what the API said the run's window holds (its totalCount) and the
+    # tenant's rows in that window after the load (sessions by begin time from sessions_from,
+    # alerts by created time from interval_start, both to interval_end). Null: not read.
+    sa.Column("sessions_api_total", sa.Integer),
+    sa.Column("sessions_rows", sa.Integer),
+    sa.Column("alerts_api_total", sa.Integer),
+    sa.Column("alerts_rows", sa.Integer),
 )
 
 # --- Detection and real-time coaching --------------------------------------------------------------
