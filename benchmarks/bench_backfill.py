@@ -14,7 +14,13 @@ Starts the sandbox with a large, lazily generated tenant and measures in one run
 
     .venv/bin/python benchmarks/bench_backfill.py [--sessions 200000] [--days 30] [--profile]
 
-Writes build/bench/summary.json and prints a table.
+With ``--scale 125000,250000,500000,1000000`` it measures only a scale series instead: the sandbox
+holds the largest size over ``--days``, and the pipeline child runs once per size over the leading
+share of the range that holds it (peak RSS, seconds, requests per size; time and RSS of the largest
+size over those of the size a quarter of it).
+
+Writes build/bench/summary.json (a scale series under its key ``scale``, the other figures kept)
+and prints a table.
 """
 
 from __future__ import annotations
@@ -263,6 +269,83 @@ def rate_limited_run(sb, start_ms: int, end_ms: int, per_minute: int, seconds: f
             "rate_per_min": served / elapsed * 60, "utilization": served / elapsed / (per_minute / 60)}
 
 
+# --- the scale series ----------------------------------------------------------------------------
+def scale_sizes(text: str) -> list[int]:
+    """``--scale 125000,250000,...``: sizes, ascending, each positive."""
+    try:
+        sizes = sorted({int(part.replace("_", "").replace("k", "000").replace("M", "000000"))
+                        for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--scale {text!r}: expected sizes like 125000,250000 or 125k,1M") from None
+    if not sizes or sizes[0] <= 0:
+        raise argparse.ArgumentTypeError(f"--scale {text!r}: expected positive sizes")
+    return sizes
+
+
+def scale_ratios(rows: list[dict]) -> dict:
+    """Time and peak RSS of the largest size over those of the size a quarter of it (or the
+    smallest), and seconds per 1 000 sessions at each size."""
+    big = rows[-1]
+    base = next((r for r in rows if r["sessions_asked"] * 4 == big["sessions_asked"]), rows[0])
+    return {"base_size": base["sessions_asked"], "largest_size": big["sessions_asked"],
+            "size_ratio": round(big["sessions"] / base["sessions"], 3),
+            "time_ratio": round(big["seconds"] / base["seconds"], 3),
+            "rss_ratio": round(big["rss_mb"] / base["rss_mb"], 3),
+            "requests_ratio": round(big["requests"] / base["requests"], 3)}
+
+
+def write_summary(out: Path, section: dict) -> dict:
+    """Merge ``section`` into the summary file (the other figures, from earlier runs, kept)."""
+    summary = json.loads(out.read_text()) if out.exists() else {}
+    summary.update(section)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def run_scale(args: argparse.Namespace) -> None:
+    """The pipeline over the leading share of one large tenant's range that holds each size."""
+    from incydr_sandbox.process import SandboxProcess
+
+    sizes, started = args.scale, time.perf_counter()
+    local = {"rate_limit_per_minute": 1_000_000}
+    rows: list[dict] = []
+    with SandboxProcess(seed=SEED, anchor=ANCHOR, sessions=sizes[-1], days=args.days, actors=args.actors) as sb:
+        end_ms = sb.anchor_ms
+        start_ms = end_ms - args.days * 86_400_000
+        print(f"sandbox {sb.base_url}: {sizes[-1]} sessions over {args.days} days, {args.actors} actors; "
+              f"scale series {sizes}", flush=True)
+        warmed = sb.warm()
+        print(f"sandbox warmed: {warmed['sessions']} sessions planned in {warmed['seconds']:.1f} s", flush=True)
+        for size in sizes:
+            part_end = start_ms + (end_ms - start_ms) * size // sizes[-1]
+            result = run_pipeline(sb, start_ms, part_end, False, local)
+            rows.append({"sessions_asked": size, "sessions": result["items"]["sessions"],
+                         "alerts": result["items"]["alerts"], "days": round((part_end - start_ms) / 86_400_000, 3),
+                         "seconds": round(result["seconds"], 1), "rss_mb": round(result["rss_mb"], 1),
+                         "rss_before_mb": round(result["rss_before_mb"], 1), "requests": result["server_requests"],
+                         "s_per_1k_sessions": round(result["seconds"] / result["items"]["sessions"] * 1000, 3),
+                         "steps_s": {k: round(v, 1) for k, v in {"actors": result["actors_s"],
+                                                                  **result["times"]}.items()}})
+            print(f"scale {size}: {rows[-1]['sessions']} sessions, {rows[-1]['seconds']} s, "
+                  f"{rows[-1]['rss_mb']} MB peak RSS, {rows[-1]['requests']} requests", flush=True)
+            write_summary(args.out, {"scale": {  # after each size: a cut-short run keeps what it measured
+                "rows": rows, **scale_ratios(rows), "days": args.days, "actors": args.actors,
+                "tenant_sessions": sizes[-1], "complete": size == sizes[-1],
+                "bench_s": round(time.perf_counter() - started, 1),
+                "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
+                "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}})
+    scale = json.loads(args.out.read_text())["scale"]
+    print(f"\n{'sessions':>10} {'days':>7} {'seconds':>9} {'s/1k':>7} {'peak RSS MB':>12} {'requests':>9}")
+    for row in rows:
+        print(f"{row['sessions']:>10} {row['days']:>7} {row['seconds']:>9} {row['s_per_1k_sessions']:>7} "
+              f"{row['rss_mb']:>12} {row['requests']:>9}")
+    print(f"\n{scale['largest_size']} vs {scale['base_size']} (x{scale['size_ratio']} sessions): time x"
+          f"{scale['time_ratio']} (linear: ~{scale['size_ratio']}), peak RSS x{scale['rss_ratio']} (flat: ~1), "
+          f"requests x{scale['requests_ratio']}")
+    print(f"\nwrote {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=200_000, help="sessions over the whole span (4N)")
@@ -274,6 +357,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="after the measured runs, run the pipeline over N once more under cProfile and "
                              "write its top functions to build/bench/profile.txt")
+    parser.add_argument("--scale", type=scale_sizes, metavar="SIZES",
+                        help="only a scale series: sizes like 125000,250000,500000,1000000 (the sandbox holds "
+                             "the largest over --days; one pipeline run per size)")
     parser.add_argument("--out", type=Path, default=Path("build/bench/summary.json"))
     parser.add_argument("--child", choices=["pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--start-ms", type=int, help=argparse.SUPPRESS)
@@ -287,6 +373,9 @@ def main() -> None:
         return
     if args.child == "pipeline":
         pipeline_child(args)
+        return
+    if args.scale:
+        run_scale(args)
         return
 
     from code42_hook import Code42Hook, Code42Settings
@@ -359,8 +448,7 @@ def main() -> None:
         "bench_s": round(time.perf_counter() - started, 1),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_summary(args.out, summary)  # a scale series measured earlier stays under "scale"
     targets = {"pipeline_vs_raw": "<= 1.5", "cli_vs_pipeline": ">= 2", "requests": f"<= {min_requests + 2}",
                "rss_mb_4n": f"<= {1.2 * summary['rss_mb_n']:.1f}", "time_ratio_4n": "<= 4.4",
                "rate_utilization": ">= 0.95", "n_429": "= 0", "hourly_no_new_data_s": "< 2",
