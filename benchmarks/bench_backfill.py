@@ -17,7 +17,10 @@ Starts the sandbox with a large, lazily generated tenant and measures in one run
 With ``--scale 125000,250000,500000,1000000`` it measures only a scale series instead: the sandbox
 holds the largest size over ``--days``, and the pipeline child runs once per size over the leading
 share of the range that holds it (peak RSS, seconds, requests per size; time and RSS of the largest
-size over those of the size a quarter of it).
+size over those of the size a quarter of it). Before the series it counts the requests of a sample
+of hourly intervals at that density, as the hourly sync reads them (sessions with no look-back and
+with the DAG's 24 h one, alerts), and of one day's deep re-read (``deep_lookback_days``):
+the figures the README's request budget is checked against. ``--no-series`` stops after those.
 
 Writes build/bench/summary.json (a scale series under its key ``scale``, the other figures kept)
 and prints a table.
@@ -303,6 +306,56 @@ def write_summary(out: Path, section: dict) -> dict:
     return summary
 
 
+def interval_requests(sb, end_ms: int, hours: int, lookback_hours: int) -> dict:
+    """Requests of ``hours`` consecutive hourly intervals ending at ``end_ms``, each extracting
+    sessions begun in the interval plus ``lookback_hours`` before it and alerts created in it, as
+    the hourly sync does (counted by the hook; mean per interval)."""
+    from code42_hook import Code42Hook
+
+    os.environ.update(_conn_env(sb.base_url, sb.client_id, sb.client_secret, rate_limit_per_minute=1_000_000))
+    sessions = alerts = session_requests = alert_requests = 0
+    for k in range(hours):
+        end = datetime.fromtimestamp(end_ms / 1000, UTC) - timedelta(hours=hours - k - 1)
+        start = end - timedelta(hours=1)
+        hook = Code42Hook(CONN_ID)
+        hook.tenant_id  # noqa: B018 - the token first (not a data request)
+        sessions += sum(1 for _ in hook.iter_sessions(start - timedelta(hours=lookback_hours), end))
+        session_requests, before = session_requests + hook.stats.requests, hook.stats.requests
+        alerts += sum(1 for _ in hook.iter_alerts(start, end))
+        alert_requests += hook.stats.requests - before
+    return {"intervals": hours, "lookback_hours": lookback_hours, "sessions": round(sessions / hours, 1),
+            "session_requests": round(session_requests / hours, 2), "alerts": round(alerts / hours, 1),
+            "alert_requests": round(alert_requests / hours, 2),
+            "requests": round((session_requests + alert_requests) / hours, 2)}
+
+
+def deep_reread_requests(sb, end_ms: int, days: int) -> dict:
+    """Requests of the reference DAG's daily re-read: sessions begun in the ``days`` before a daily
+    interval and in it (its ``lookback_hours`` is 24 x ``deep_lookback_days``)."""
+    from code42_hook import Code42Hook
+
+    os.environ.update(_conn_env(sb.base_url, sb.client_id, sb.client_secret, rate_limit_per_minute=1_000_000))
+    hook = Code42Hook(CONN_ID)
+    hook.tenant_id  # noqa: B018
+    end = datetime.fromtimestamp(end_ms / 1000, UTC)
+    sessions = sum(1 for _ in hook.iter_sessions(end - timedelta(days=days + 1), end))
+    return {"deep_lookback_days": days, "sessions": sessions, "requests": hook.stats.requests}
+
+
+def measure_intervals(sb, args: argparse.Namespace) -> dict:
+    """The request figures of the README's budget at this tenant's density (away from the anchor,
+    where sessions are still being observed)."""
+    end_ms = sb.anchor_ms - 2 * 86_400_000
+    out = {"tenant_sessions": args.scale[-1], "days": args.days,
+           "hourly_no_lookback": interval_requests(sb, end_ms, args.interval_sample, 0),
+           "hourly_lookback_24h": interval_requests(sb, end_ms, max(1, args.interval_sample // 4), 24),
+           "deep_reread": deep_reread_requests(sb, end_ms, 14),
+           "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    print(f"request budget figures: {json.dumps(out)}", flush=True)
+    write_summary(args.out, {"intervals": out})
+    return out
+
+
 def run_scale(args: argparse.Namespace) -> None:
     """The pipeline over the leading share of one large tenant's range that holds each size."""
     from incydr_sandbox.process import SandboxProcess
@@ -315,8 +368,12 @@ def run_scale(args: argparse.Namespace) -> None:
         start_ms = end_ms - args.days * 86_400_000
         print(f"sandbox {sb.base_url}: {sizes[-1]} sessions over {args.days} days, {args.actors} actors; "
               f"scale series {sizes}", flush=True)
-        warmed = sb.warm()
+        warmed = sb.warm()  # the alerts query plans every session before its end otherwise
         print(f"sandbox warmed: {warmed['sessions']} sessions planned in {warmed['seconds']:.1f} s", flush=True)
+        if args.interval_sample:
+            measure_intervals(sb, args)
+        if args.no_series:
+            return
         for size in sizes:
             part_end = start_ms + (end_ms - start_ms) * size // sizes[-1]
             result = run_pipeline(sb, start_ms, part_end, False, local)
@@ -360,6 +417,9 @@ def main() -> None:
     parser.add_argument("--scale", type=scale_sizes, metavar="SIZES",
                         help="only a scale series: sizes like 125000,250000,500000,1000000 (the sandbox holds "
                              "the largest over --days; one pipeline run per size)")
+    parser.add_argument("--interval-sample", type=int, default=24, metavar="HOURS",
+                        help="with --scale: hourly intervals whose requests are counted first (0: none)")
+    parser.add_argument("--no-series", action="store_true", help="with --scale: only the request counts")
     parser.add_argument("--out", type=Path, default=Path("build/bench/summary.json"))
     parser.add_argument("--child", choices=["pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--start-ms", type=int, help=argparse.SUPPRESS)

@@ -28,7 +28,7 @@ COUNTS = (r"(?P<requests>\d+) requests \((?P<rate>[\d.]+)/min\)(?:, ETA (?P<eta>
           r"throttle waits (?P<waited>[\d.]+) s in all(?: \([\d.]+ s a request\))?")
 RUNNING = re.compile(r"(?P<label>.+): (?P<unit>page|piece) (?P<n>\d+)(?: of (?P<m>\d+)(?: known)?)?, "
                      r"(?P<items>\d+) items(?: of (?P<items_of>\d+))?, " + COUNTS)
-DONE = re.compile(r"(?P<label>.+): done: (?P<n>\d+) (?P<unit>page|piece)s, (?P<items>\d+) items in (?P<took>[^,]+), "
+DONE = re.compile(r"(?P<label>.+): done: (?P<n>\d+) (?P<unit>page|piece)s?, (?P<items>\d+) items in (?P<took>[^,]+), "
                   + COUNTS)
 
 

@@ -88,7 +88,8 @@ class Progress:
         of = "" if self.pages_of is None else f" of {self.pages_of}{' known' if self.unit == 'piece' else ''}"
         items_of = "" if self.items_of is None or done else f" of {self.items_of}"
         if done:
-            head = f"done: {self.pages} {self.unit}s, {self.items} items in {duration(elapsed)}"
+            plural = "" if self.pages == 1 else "s"
+            head = f"done: {self.pages} {self.unit}{plural}, {self.items} items in {duration(elapsed)}"
             tail = ""
         else:
             eta = self.eta(now)
