@@ -24,7 +24,7 @@ from knowbe4_hook import KnowBe4Hook
 
 _ids = count()
 RATE = 240  # requests per minute: ~50 pages take ~12 s
-COUNTS = (r"(?P<requests>\d+) requests \((?P<rate>[\d.]+)/min\)(?:, ETA (?P<eta>[^,]+))?, "
+COUNTS = (r"(?P<requests>\d+) requests? \((?P<rate>[\d.]+)/min\)(?:, ETA (?P<eta>[^,]+))?, "
           r"throttle waits (?P<waited>[\d.]+) s in all(?: \([\d.]+ s a request\))?")
 RUNNING = re.compile(r"(?P<label>.+): (?P<unit>page|piece) (?P<n>\d+)(?: of (?P<m>\d+)(?: known)?)?, "
                      r"(?P<items>\d+) items(?: of (?P<items_of>\d+))?, " + COUNTS)

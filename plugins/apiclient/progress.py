@@ -96,5 +96,5 @@ class Progress:
             head = f"{self.unit} {self.pages}{of}, {self.items} items{items_of}"
             tail = f", ETA {duration(eta)}" if eta is not None else ""
         per_request = f" ({waited / requests:.2f} s a request)" if requests else ""
-        return (f"{self.label}: {head}, {requests} requests ({rate:.1f}/min){tail}, "
+        return (f"{self.label}: {head}, {requests} request{'' if requests == 1 else 's'} ({rate:.1f}/min){tail}, "
                 f"throttle waits {waited:.1f} s in all{per_request}")
