@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import platform
@@ -428,6 +429,7 @@ def main() -> None:
     parser.add_argument("--hourly", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    logging.getLogger("code42_hook").setLevel(logging.WARNING)  # the listings' progress lines: not in the table
     if args.child == "pipeline" and args.profile_out:
         profiled(pipeline_child, args, args.profile_out)
         return
