@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: venv demo test lint bench bench-mapping mutation clean
+.PHONY: venv demo test lint bench bench-scale bench-mapping mutation clean
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -41,3 +41,9 @@ bench-mapping: venv
 # The backfill benchmark (not part of `make test`): BENCH_ARGS="--sessions 20000" for a quick try.
 bench: venv
 	$(PY) benchmarks/bench_backfill.py $(BENCH_ARGS)
+
+# The scale series (not part of `make test`): one tenant of 1 000 000 sessions over 90 days, the
+# pipeline over the share of it that holds each size (peak RSS and seconds per size), after the
+# request counts of sampled hourly intervals and a deep re-read; hours on a 2-core machine.
+bench-scale: venv
+	$(PY) benchmarks/bench_backfill.py --scale 125000,250000,500000,1000000 --days 90 $(BENCH_ARGS)

@@ -14,13 +14,23 @@ Starts the sandbox with a large, lazily generated tenant and measures in one run
 
     .venv/bin/python benchmarks/bench_backfill.py [--sessions 200000] [--days 30] [--profile]
 
-Writes build/bench/summary.json and prints a table.
+With ``--scale 125000,250000,500000,1000000`` it measures only a scale series instead: the sandbox
+holds the largest size over ``--days``, and the pipeline child runs once per size over the leading
+share of the range that holds it (peak RSS, seconds, requests per size; time and RSS of the largest
+size over those of the size a quarter of it). Before the series it counts the requests of a sample
+of hourly intervals at that density, as the hourly sync reads them (sessions with no look-back and
+with the DAG's 24 h one, alerts), and of one day's deep re-read (``deep_lookback_days``):
+the figures the README's request budget is checked against. ``--no-series`` stops after those.
+
+Writes build/bench/summary.json (a scale series under its key ``scale``, the other figures kept)
+and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import platform
@@ -255,6 +265,137 @@ def rate_limited_run(sb, start_ms: int, end_ms: int, per_minute: int, seconds: f
             "rate_per_min": served / elapsed * 60, "utilization": served / elapsed / (per_minute / 60)}
 
 
+# --- the scale series ----------------------------------------------------------------------------
+def scale_sizes(text: str) -> list[int]:
+    """``--scale 125000,250000,...``: sizes, ascending, each positive."""
+    try:
+        sizes = sorted({int(part.replace("_", "").replace("k", "000").replace("M", "000000"))
+                        for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--scale {text!r}: expected sizes like 125000,250000 or 125k,1M") from None
+    if not sizes or sizes[0] <= 0:
+        raise argparse.ArgumentTypeError(f"--scale {text!r}: expected positive sizes")
+    return sizes
+
+
+def scale_ratios(rows: list[dict]) -> dict:
+    """Time and peak RSS of the largest size over those of the size a quarter of it (or the
+    smallest), and seconds per 1 000 sessions at each size."""
+    big = rows[-1]
+    base = next((r for r in rows if r["sessions_asked"] * 4 == big["sessions_asked"]), rows[0])
+    return {"base_size": base["sessions_asked"], "largest_size": big["sessions_asked"],
+            "size_ratio": round(big["sessions"] / base["sessions"], 3),
+            "time_ratio": round(big["seconds"] / base["seconds"], 3),
+            "rss_ratio": round(big["rss_mb"] / base["rss_mb"], 3),
+            "requests_ratio": round(big["requests"] / base["requests"], 3)}
+
+
+def write_summary(out: Path, section: dict) -> dict:
+    """Merge ``section`` into the summary file (the other figures, from earlier runs, kept)."""
+    summary = json.loads(out.read_text()) if out.exists() else {}
+    summary.update(section)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def interval_requests(sb, end_ms: int, hours: int, lookback_hours: int) -> dict:
+    """Requests of ``hours`` consecutive hourly intervals ending at ``end_ms``, each extracting
+    sessions begun in the interval plus ``lookback_hours`` before it and alerts created in it, as
+    the hourly sync does (counted by the hook; mean per interval)."""
+    from code42_hook import Code42Hook
+
+    os.environ.update(_conn_env(sb.base_url, sb.client_id, sb.client_secret, rate_limit_per_minute=1_000_000))
+    sessions = alerts = session_requests = alert_requests = 0
+    for k in range(hours):
+        end = datetime.fromtimestamp(end_ms / 1000, UTC) - timedelta(hours=hours - k - 1)
+        start = end - timedelta(hours=1)
+        hook = Code42Hook(CONN_ID)
+        hook.tenant_id  # noqa: B018 - the token first (not a data request)
+        sessions += sum(1 for _ in hook.iter_sessions(start - timedelta(hours=lookback_hours), end))
+        session_requests, before = session_requests + hook.stats.requests, hook.stats.requests
+        alerts += sum(1 for _ in hook.iter_alerts(start, end))
+        alert_requests += hook.stats.requests - before
+    return {"intervals": hours, "lookback_hours": lookback_hours, "sessions": round(sessions / hours, 1),
+            "session_requests": round(session_requests / hours, 2), "alerts": round(alerts / hours, 1),
+            "alert_requests": round(alert_requests / hours, 2),
+            "requests": round((session_requests + alert_requests) / hours, 2)}
+
+
+def deep_reread_requests(sb, end_ms: int, days: int) -> dict:
+    """Requests of the reference DAG's daily re-read: sessions begun in the ``days`` before a daily
+    interval and in it (its ``lookback_hours`` is 24 x ``deep_lookback_days``)."""
+    from code42_hook import Code42Hook
+
+    os.environ.update(_conn_env(sb.base_url, sb.client_id, sb.client_secret, rate_limit_per_minute=1_000_000))
+    hook = Code42Hook(CONN_ID)
+    hook.tenant_id  # noqa: B018
+    end = datetime.fromtimestamp(end_ms / 1000, UTC)
+    sessions = sum(1 for _ in hook.iter_sessions(end - timedelta(days=days + 1), end))
+    return {"deep_lookback_days": days, "sessions": sessions, "requests": hook.stats.requests}
+
+
+def measure_intervals(sb, args: argparse.Namespace) -> dict:
+    """The request figures of the README's budget at this tenant's density (away from the anchor,
+    where sessions are still being observed)."""
+    end_ms = sb.anchor_ms - 2 * 86_400_000
+    out = {"tenant_sessions": args.scale[-1], "days": args.days,
+           "hourly_no_lookback": interval_requests(sb, end_ms, args.interval_sample, 0),
+           "hourly_lookback_24h": interval_requests(sb, end_ms, max(1, args.interval_sample // 4), 24),
+           "deep_reread": deep_reread_requests(sb, end_ms, 14),
+           "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    print(f"request budget figures: {json.dumps(out)}", flush=True)
+    write_summary(args.out, {"intervals": out})
+    return out
+
+
+def run_scale(args: argparse.Namespace) -> None:
+    """The pipeline over the leading share of one large tenant's range that holds each size."""
+    from incydr_sandbox.process import SandboxProcess
+
+    sizes, started = args.scale, time.perf_counter()
+    local = {"rate_limit_per_minute": 1_000_000}
+    rows: list[dict] = []
+    with SandboxProcess(seed=SEED, anchor=ANCHOR, sessions=sizes[-1], days=args.days, actors=args.actors) as sb:
+        end_ms = sb.anchor_ms
+        start_ms = end_ms - args.days * 86_400_000
+        print(f"sandbox {sb.base_url}: {sizes[-1]} sessions over {args.days} days, {args.actors} actors; "
+              f"scale series {sizes}", flush=True)
+        warmed = sb.warm()  # the alerts query plans every session before its end otherwise
+        print(f"sandbox warmed: {warmed['sessions']} sessions planned in {warmed['seconds']:.1f} s", flush=True)
+        if args.interval_sample:
+            measure_intervals(sb, args)
+        if args.no_series:
+            return
+        for size in sizes:
+            part_end = start_ms + (end_ms - start_ms) * size // sizes[-1]
+            result = run_pipeline(sb, start_ms, part_end, False, local)
+            rows.append({"sessions_asked": size, "sessions": result["items"]["sessions"],
+                         "alerts": result["items"]["alerts"], "days": round((part_end - start_ms) / 86_400_000, 3),
+                         "seconds": round(result["seconds"], 1), "rss_mb": round(result["rss_mb"], 1),
+                         "rss_before_mb": round(result["rss_before_mb"], 1), "requests": result["server_requests"],
+                         "s_per_1k_sessions": round(result["seconds"] / result["items"]["sessions"] * 1000, 3),
+                         "steps_s": {k: round(v, 1) for k, v in {"actors": result["actors_s"],
+                                                                  **result["times"]}.items()}})
+            print(f"scale {size}: {rows[-1]['sessions']} sessions, {rows[-1]['seconds']} s, "
+                  f"{rows[-1]['rss_mb']} MB peak RSS, {rows[-1]['requests']} requests", flush=True)
+            write_summary(args.out, {"scale": {  # after each size: a cut-short run keeps what it measured
+                "rows": rows, **scale_ratios(rows), "days": args.days, "actors": args.actors,
+                "tenant_sessions": sizes[-1], "complete": size == sizes[-1],
+                "bench_s": round(time.perf_counter() - started, 1),
+                "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
+                "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}})
+    scale = json.loads(args.out.read_text())["scale"]
+    print(f"\n{'sessions':>10} {'days':>7} {'seconds':>9} {'s/1k':>7} {'peak RSS MB':>12} {'requests':>9}")
+    for row in rows:
+        print(f"{row['sessions']:>10} {row['days']:>7} {row['seconds']:>9} {row['s_per_1k_sessions']:>7} "
+              f"{row['rss_mb']:>12} {row['requests']:>9}")
+    print(f"\n{scale['largest_size']} vs {scale['base_size']} (x{scale['size_ratio']} sessions): time x"
+          f"{scale['time_ratio']} (linear: ~{scale['size_ratio']}), peak RSS x{scale['rss_ratio']} (flat: ~1), "
+          f"requests x{scale['requests_ratio']}")
+    print(f"\nwrote {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=200_000, help="sessions over the whole span (4N)")
@@ -266,6 +407,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="after the measured runs, run the pipeline over N once more under cProfile and "
                              "write its top functions to build/bench/profile.txt")
+    parser.add_argument("--scale", type=scale_sizes, metavar="SIZES",
+                        help="only a scale series: sizes like 125000,250000,500000,1000000 (the sandbox holds "
+                             "the largest over --days; one pipeline run per size)")
+    parser.add_argument("--interval-sample", type=int, default=24, metavar="HOURS",
+                        help="with --scale: hourly intervals whose requests are counted first (0: none)")
+    parser.add_argument("--no-series", action="store_true", help="with --scale: only the request counts")
     parser.add_argument("--out", type=Path, default=Path("build/bench/summary.json"))
     parser.add_argument("--child", choices=["pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--start-ms", type=int, help=argparse.SUPPRESS)
@@ -274,11 +421,15 @@ def main() -> None:
     parser.add_argument("--hourly", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    logging.getLogger("code42_hook").setLevel(logging.WARNING)  # the listings' progress lines: not in the table
     if args.child == "pipeline" and args.profile_out:
         profiled(pipeline_child, args, args.profile_out)
         return
     if args.child == "pipeline":
         pipeline_child(args)
+        return
+    if args.scale:
+        run_scale(args)
         return
 
     from code42_hook import Code42Hook, Code42Settings
@@ -351,8 +502,7 @@ def main() -> None:
         "bench_s": round(time.perf_counter() - started, 1),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    write_summary(args.out, summary)  # a scale series measured earlier stays under "scale"
     targets = {"pipeline_vs_raw": "<= 1.5", "cli_vs_pipeline": ">= 2", "requests": f"<= {min_requests + 2}",
                "rss_mb_4n": f"<= {1.2 * summary['rss_mb_n']:.1f}", "time_ratio_4n": "<= 4.4",
                "rate_utilization": ">= 0.95", "n_429": "= 0", "hourly_no_new_data_s": "< 2",

@@ -12,6 +12,7 @@ retries; ``read(page, body)`` -> its validated records) and yields the records i
 
 ``InFlight`` is the one thread pool they share: requests answered in the order asked, and those
 still in flight abandoned (not retried, not waited for) when the listing ends, fails or is closed.
+Each strategy reports every page it reads to the listing's ``Progress`` (``apiclient.progress``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, Protocol, Self
+
+from apiclient.progress import Progress
 
 _local = threading.local()  # .abandoned: the Event of the pool this thread fetches a page for
 
@@ -106,10 +109,12 @@ class PageUntilShort:
     page_size: int
     first_page: int = 1
 
-    def records(self, listing: Listing) -> Iterator:
+    def records(self, listing: Listing, progress: Progress | None = None) -> Iterator:
+        progress = progress or Progress("")
         page = self.first_page
         while True:
             records = listing.read(page, listing.request(page))
+            progress.page(len(records))
             yield from records
             if len(records) < self.page_size:
                 return
@@ -166,9 +171,18 @@ class PageNumberTotal:
         total = total_count(body)
         return len(records) < self.page_size or (total is not None and seen >= total)
 
-    def records(self, listing: Listing) -> Iterator:
+    def read(self, listing: Listing, page: int, body: Any, progress: Progress) -> list:
+        """The page's records, reported to ``progress`` (of the pages ``totalCount`` makes)."""
+        records = listing.read(page, body)
+        total = total_count(body)
+        progress.page(len(records), items_of=total,
+                      pages_of=None if total is None else max(1, math.ceil(total / self.page_size)))
+        return records
+
+    def records(self, listing: Listing, progress: Progress | None = None) -> Iterator:
+        progress = progress or Progress("")
         body = listing.request(self.first_page)
-        records = listing.read(self.first_page, body)
+        records = self.read(listing, self.first_page, body, progress)
         seen = len(records)
         done, page = self.done(records, body, seen), self.first_page + 1
         yield from records
@@ -182,19 +196,19 @@ class PageNumberTotal:
                         pool.submit(page, log)
                         page += 1
                     number, body = pool.next()
-                    records = listing.read(number, body)
+                    records = self.read(listing, number, body, progress)
                     seen += len(records)
                     done = self.done(records, body, seen)
                     yield from records
             if self.grows_at_end is not None and log.grew_after(number):
                 # The final page was served before items arrived: read it again for them.
                 known = {self.grows_at_end(r) for r in records}
-                again = listing.read(number, listing.request(number))
+                again = self.read(listing, number, listing.request(number), progress)
                 yield from (r for r in again if self.grows_at_end(r) not in known)
                 done, page = len(again) < self.page_size, number + 1
         while not done:
             body = listing.request(page)
-            records = listing.read(page, body)
+            records = self.read(listing, page, body, progress)
             seen += len(records)
             done = self.done(records, body, seen)
             yield from records
@@ -209,6 +223,7 @@ class SplitWindows:
     ``target`` items (if they are spread evenly), read before the windows after it; the pieces' own
     totals say if one needs cutting again. A window one unit wide cannot be cut: ``too_dense(window,
     total)`` reads it. Up to ``in_flight`` windows are asked for at once; records come in window order.
+    Progress counts the pieces answered of the pieces known (asked for or still to ask for).
     """
 
     target: int
@@ -216,20 +231,27 @@ class SplitWindows:
     name: str = "windows"
 
     def records(self, listing: Listing, lo: int, hi: int,
-                too_dense: Callable[[tuple[int, int], int], Iterator]) -> Iterator:
+                too_dense: Callable[[tuple[int, int], int], Iterator], progress: Progress | None = None) -> Iterator:
+        progress = progress or Progress("")
         todo: deque[tuple[int, int]] = deque([(lo, hi)])  # still to ask for, in key order
+        answered, whole = 0, None  # pieces answered; the whole range's totalCount (the first answer's)
         with InFlight(self.in_flight, self.name) as pool:
             while todo or pool:
                 while todo and pool.has_room():
                     pool.submit(todo.popleft(), listing.request)
                 window, body = pool.next()
                 held, total = listing.measure(window, body)
+                whole = total if whole is None else whole
+                records: list = []
                 if held >= total:  # the whole window in one answer
-                    yield from listing.read(window, body)
+                    records = listing.read(window, body)
                 elif window[1] - window[0] <= 1:
-                    yield from too_dense(window, total)
+                    records = list(too_dense(window, total))  # more than a page begun in one unit: rare
                 else:
                     todo.extendleft(reversed(cut(*window, math.ceil(total / self.target))))
+                answered += 1
+                progress.page(len(records), pages_of=answered + len(pool) + len(todo), items_of=whole)
+                yield from records
 
 
 def cut(lo: int, hi: int, pieces: int) -> list[tuple[int, int]]:

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from apiclient import paging
 from apiclient.errors import Errors
 from apiclient.paging import PageNumberTotal, PagingAbandoned
+from apiclient.progress import Progress
 from apiclient.records import Record
 from apiclient.retry import (
     RetryableStatus,
@@ -49,17 +50,18 @@ class HookStats:
     pages: int = 0
     items: int = 0
     token_fetches: int = 0
+    throttle_wait_s: float = 0.0  # seconds the throttle held this hook's requests, summed over threads
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
 
-    def add(self, **counts: int) -> None:
+    def add(self, **counts: float) -> None:
         """Count atomically (pages are fetched from several threads)."""
         with self._lock:
             for name, n in counts.items():
                 setattr(self, name, getattr(self, name) + n)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
@@ -165,8 +167,8 @@ class JsonApiHook(HttpHook):
         def attempt():
             if paging.abandoned():
                 raise PagingAbandoned(f"{endpoint} page {page}: the listing was closed")
-            self.limiter.acquire()
-            self.stats.add(requests=1)
+            waited = self.limiter.acquire()
+            self.stats.add(requests=1, throttle_wait_s=waited)
             request = requests.Request(method, self.url_from_endpoint(endpoint), params=params, json=json)
             response = self.run_and_check(
                 session, session.prepare_request(request), {"timeout": self.timeout, "check_response": False}
@@ -216,7 +218,17 @@ class JsonApiHook(HttpHook):
         the body itself)."""
         pages = PageNumberTotal(page_size, first_page, self.settings.pages_in_flight, grows_at_end,
                                 name=f"{self.api_name}-pages")
-        yield from pages.records(JsonListing(self, model, endpoint, request, items_key))
+        listing = JsonListing(self, model, endpoint, request, items_key)
+        yield from self._progressed(endpoint, lambda progress: pages.records(listing, progress=progress))
+
+    def _progressed(self, label: str, records: Callable[[Progress], Iterator], unit: str = "page") -> Iterator:
+        """``records(progress)``, a listing, with its progress (``apiclient.progress``) in the log of the
+        hook's module (standard ``logging``: in a task, the task log): a line at most every 10 s and
+        one at its end. ``label``: the endpoint path (and which listing), never data."""
+        progress = Progress(f"{self.api_name} {label}", self.stats, logger=logging.getLogger(type(self).__module__),
+                            unit=unit)
+        yield from records(progress)
+        progress.finish()
 
 
 @dataclass(frozen=True)

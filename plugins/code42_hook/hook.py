@@ -172,7 +172,8 @@ class Code42Hook(JsonApiHook):
                                in_flight=max(1, self.settings.pages_in_flight), name=f"{self.api_name}-sessions")
         request = _noting_total(partial(self._sessions_window, params), (lo, hi), on_total)
         listing = JsonListing(self, Session, "/v1/sessions", request, "items", named_page=0)
-        yield from windows.records(listing, lo, hi, too_dense=partial(self._sessions_in_one_ms, params))
+        yield from self._progressed(f"/v1/sessions has_alerts={params['has_alerts']}", lambda progress: windows.records(
+            listing, lo, hi, too_dense=partial(self._sessions_in_one_ms, params), progress=progress), unit="piece")
 
     def _sessions_window(self, params: dict[str, Any], window: tuple[int, int]) -> Any:
         """One begin-time sub-window [a, b) of a listing, asked for as one page."""

@@ -110,14 +110,16 @@ class KnowBe4Hook(JsonApiHook):
             raise ValueError(f"iter_users: status must be active, archived or None, got {status!r}")
         endpoint, size = "/v1/users", self.USERS_PAGE_SIZE
         params = {"per_page": size, **({"status": status} if status else {})}
-        yield from PageUntilShort(size).records(JsonListing(self, KsatUser, endpoint, lambda page: self._request_json(
-            "GET", endpoint, page=page, params={**params, "page": page})))
+        listing = JsonListing(self, KsatUser, endpoint, lambda page: self._request_json(
+            "GET", endpoint, page=page, params={**params, "page": page}))
+        yield from self._progressed(endpoint, lambda progress: PageUntilShort(size).records(listing, progress))
 
     def iter_groups(self) -> Iterator[KsatGroup]:
         """Every group, page by page like the users (a single request would stop at the first 100)."""
         endpoint, size = "/v1/groups", self.GROUPS_PAGE_SIZE
-        yield from PageUntilShort(size).records(JsonListing(self, KsatGroup, endpoint, lambda page: self._request_json(
-            "GET", endpoint, page=page, params={"page": page, "per_page": size})))
+        listing = JsonListing(self, KsatGroup, endpoint, lambda page: self._request_json(
+            "GET", endpoint, page=page, params={"page": page, "per_page": size}))
+        yield from self._progressed(endpoint, lambda progress: PageUntilShort(size).records(listing, progress))
 
     def account(self) -> dict:
         """``GET /v1/account``: the account, with ``number_of_seats``."""
