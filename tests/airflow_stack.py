@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import requests
+import sqlalchemy as sa
 
 from conftest import ROOT
 
@@ -68,17 +69,18 @@ def airflow(env: dict, *args: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-def prepare(env: dict, dag_id: str) -> None:
-    """What docker/init.sh does before the components start: migrate, the tenants' pools; then the
-    DAGs serialized and ``dag_id`` unpaused."""
+def prepare(env: dict, dag_id: str | None) -> None:
+    """What docker/init.sh does before the components start: migrate, the tenants' pools; then (with
+    a ``dag_id``) the DAGs serialized and that one unpaused (without: a dag-processor does it)."""
     airflow(env, "db", "migrate", timeout=300)
     pools = subprocess.run([SECURITYCOACH, "tenant", "pools"], env=env, check=True, capture_output=True,
                            text=True).stdout
     for line in pools.splitlines():
         name, slots, description = line.split("\t")
         airflow(env, "pools", "set", name, slots, description)
-    airflow(env, "dags", "reserialize")
-    airflow(env, "dags", "unpause", dag_id)
+    if dag_id:
+        airflow(env, "dags", "reserialize")
+        airflow(env, "dags", "unpause", dag_id)
 
 
 def start(env: dict, home: Path, name: str, *args: str) -> subprocess.Popen:
@@ -119,11 +121,40 @@ def wait_healthy(port: int, process: subprocess.Popen, home: Path, timeout: floa
     raise AssertionError(f"the api-server did not answer in {timeout:.0f} s:\n" + log_tail(home, "api-server"))
 
 
+_dag_run = sa.table("dag_run", sa.column("dag_id"), sa.column("run_id"), sa.column("state"))
+_dag = sa.table("dag", sa.column("dag_id"), sa.column("is_paused"))
+
+
+def _metadata(env: dict) -> sa.Engine:
+    return sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], poolclass=sa.pool.NullPool)
+
+
 def runs(env: dict, dag_id: str) -> list[dict]:
-    """The DAG's runs as ``airflow dags list-runs`` lists them."""
-    out = airflow(env, "dags", "list-runs", dag_id, "-o", "json")
-    table = [line for line in out.splitlines() if line.startswith("[")]  # log lines may come first
-    return json.loads(table[-1]) if table else []
+    """The DAG's runs (run_id, state), read from the metadata DB (a CLI call per poll costs a
+    process start of CPU the components need)."""
+    engine = _metadata(env)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(_dag_run.c.run_id, _dag_run.c.state).where(_dag_run.c.dag_id == dag_id)
+                            .order_by(_dag_run.c.run_id)).mappings().all()
+    engine.dispose()
+    return [dict(row) for row in rows]
+
+
+def wait_for_dag(env: dict, home: Path, dag_id: str, timeout: float, components: dict[str, subprocess.Popen]) -> None:
+    """Until the dag-processor has stored ``dag_id``, unpaused (``dags_are_paused_at_creation`` off)."""
+    deadline, engine = time.monotonic() + timeout, _metadata(env)
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                paused = conn.execute(sa.select(_dag.c.is_paused).where(_dag.c.dag_id == dag_id)).scalar()
+            if paused is False:
+                return
+            for name, process in components.items():
+                assert process.poll() is None, f"{name} exited:\n" + log_tail(home, name)
+            time.sleep(1)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"{dag_id} not parsed and unpaused in {timeout:.0f} s:\n" + log_tail(home, "dag-processor"))
 
 
 def wait_for_backfill(env: dict, home: Path, dag_id: str, count: int, deadline_s: float,
