@@ -6,8 +6,9 @@ Redis at 127.0.0.1:6379 in a db number, key prefix and queue of this test's own;
 metadata DB: a PostgreSQL database of its own). Each worker has its own TMPDIR, throttle folder and
 log folder, as if on its own host, so the file lock cannot be what spaces them: the connections'
 ``rate_limit_store`` (Redis) must. ``airflow backfill create`` runs hourly intervals side by side against a sandbox that answers 429 past LIMIT requests in any 60 s. The sandbox's
-counters, sampled every second, show the combined rate; the warehouse is compared row by row with a
-single-process run of the same intervals (tests/pipeline.py) into another schema.
+counters, sampled every second, show the combined rate; the session and alert tables are compared
+row by row (the actors by id) with a single-process run of the same intervals (tests/pipeline.py)
+into another schema.
 """
 
 from __future__ import annotations
