@@ -63,6 +63,19 @@ def pg_schema(pg_admin_engine):
 
 
 @pytest.fixture
+def metadata_db(pg_admin_engine):
+    """An Airflow metadata database of its own on PostgreSQL (SQLite locks up between the scheduler
+    and the CLI), dropped after: its SQLAlchemy URL."""
+    name = f"airflow_{uuid.uuid4().hex[:10]}"
+    admin = pg_admin_engine.execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
 def pg_warehouse(pg_schema):
     engine = create_warehouse_engine(PG_ADMIN_URL, search_path=pg_schema)
     migrate(engine)

@@ -12,7 +12,7 @@ import secrets
 
 import pytest
 import requests
-from test_backfill_scheduler import _airflow, _free_port, _start, _stop, _wait_healthy
+from airflow_stack import airflow, free_port, start, stop, wait_healthy
 from test_console import SCRIPT, view  # noqa: F401 - view is a fixture
 from test_html_report import chromium, hostile  # noqa: F401 - fixtures
 from test_report_views import A, B, dataset  # noqa: F401 - dataset is a fixture
@@ -38,7 +38,7 @@ PAGES = {  # path under /securitycoach -> (element id, text it must hold)
 def api_server(view, tmp_path):  # noqa: F811 - the imported fixture
     """An api-server with the project's plugins, the simple auth manager (user admin, a fresh password)
     and the view's warehouse as the warehouse connection; yields its base URL and the password."""
-    port, home = _free_port(), tmp_path / "airflow"
+    port, home = free_port(), tmp_path / "airflow"
     home.mkdir()
     password = secrets.token_urlsafe(12)
     (home / "passwords.json").write_text(json.dumps({"admin": password}), encoding="utf-8")
@@ -57,13 +57,13 @@ def api_server(view, tmp_path):  # noqa: F811 - the imported fixture
         "AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": view.url.database}),
         "SECURITYCOACH_DATA_DIR": str(tmp_path / "data"),
     })
-    _airflow(env, "db", "migrate", timeout=300)
-    process = _start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
+    airflow(env, "db", "migrate", timeout=300)
+    process = start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
     try:
-        _wait_healthy(port, process, home)
+        wait_healthy(port, process, home)
         yield f"http://127.0.0.1:{port}", password
     finally:
-        _stop(process)
+        stop(process)
 
 
 @pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)

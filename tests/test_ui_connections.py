@@ -16,7 +16,7 @@ import secrets
 
 import pytest
 import requests
-from test_backfill_scheduler import _airflow, _free_port, _start, _stop, _wait_healthy
+from airflow_stack import airflow, free_port, start, stop, wait_healthy
 from test_html_report import chromium  # noqa: F401 - a fixture
 
 from apiclient.settings import ApiSettings
@@ -40,7 +40,7 @@ def api_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow-ui")
     (home / "dags").mkdir()
     (home / "passwords.json").write_text(json.dumps({"admin": ADMIN_PASSWORD}), encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
     env.update({
         "AIRFLOW_HOME": str(home),
@@ -52,13 +52,13 @@ def api_server(tmp_path_factory):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
     })
-    _airflow(env, "db", "migrate", timeout=300)
-    process = _start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
+    airflow(env, "db", "migrate", timeout=300)
+    process = start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
     try:
-        _wait_healthy(port, process, home)
+        wait_healthy(port, process, home)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(process)
+        stop(process)
 
 
 @pytest.fixture

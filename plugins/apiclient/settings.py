@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import math
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
 from apiclient.errors import ConfigError
+from apiclient.throttle import store_problem
 
 _JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 _TYPE_NAMES = {bool: "a boolean (true or false)", int: "an integer", float: "a number", str: "a string"}
 
 
 def setting(default: Any, label: str, description: str, *, minimum: float | None = None,
-            maximum: float | None = None) -> Any:
-    """One setting: a dataclass field with its form label, help text and inclusive bounds."""
+            maximum: float | None = None, check: Callable[[Any], str | None] | None = None) -> Any:
+    """One setting: a dataclass field with its form label, help text and inclusive bounds; ``check``
+    says what is wrong with a parsed value (None: nothing)."""
     return field(default=default, metadata={"label": label, "description": description,
-                                            "minimum": minimum, "maximum": maximum})
+                                            "minimum": minimum, "maximum": maximum, "check": check})
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class Setting:
     description: str
     minimum: float | None
     maximum: float | None
+    check: Callable[[Any], str | None] | None = None
 
     def parse(self, value: Any, where: str) -> Any:
         """``value`` from a connection's extra as this setting's type, within its bounds; ``where``
@@ -49,6 +53,10 @@ class Setting:
             raise ValueError(f"{where}: extra {self.name}={value!r} must be at least {self.minimum:g}")
         if self.maximum is not None and parsed > self.maximum:
             raise ValueError(f"{where}: extra {self.name}={value!r} must be at most {self.maximum:g}")
+        if isinstance(parsed, str):
+            parsed = parsed.strip()
+        if self.check is not None and (problem := self.check(parsed)):
+            raise ValueError(f"{where}: extra {self.name}: {problem}")
         return parsed
 
     def form_field(self, default: Any) -> dict:
@@ -148,3 +156,6 @@ class ApiSettings(ExtraSettings):
     verify: bool = setting(True, "Verify TLS certificates", "Check the server's certificate (keep on).")
     pages_in_flight: int = setting(
         4, "Pages in flight", "Pages of one listing fetched at once once its size is known.", minimum=1)
+    rate_limit_store: str = setting(
+        "", "Rate limit store", "Where the rate limit's schedule lives: empty = a file lock on this host; "
+        "redis://host:port/db = one schedule for every worker on every host.", check=store_problem)

@@ -89,13 +89,16 @@ class JsonApiHook(HttpHook):
 
     @cached_property
     def limiter(self) -> RateLimiter:
-        """The connection's throttle, shared by every hook and process on this host that uses the
-        same API client (Base URL + client id / key): the limit is the client's, not the task's."""
+        """The connection's throttle, shared by every hook and process that uses the same API client
+        (Base URL + client id / key): the limit is the client's, not the task's. The schedule is
+        kept where the connection's ``rate_limit_store`` says: this host's file lock (empty) or
+        Redis (every host)."""
         if self._limiter is not None:
             return self._limiter
         conn = self.connection
         key = f"{self.api_name}|{(conn.host or '').strip().rstrip('/').lower()}|{conn.login or conn.password or ''}"
-        return RateLimiter(self.settings.rate_limit_per_minute, shared_key=key)
+        return RateLimiter(self.settings.rate_limit_per_minute, shared_key=key, store=self.settings.rate_limit_store,
+                           owner=f"connection {self.http_conn_id!r}", store_error=self.errors.config)
 
     @property
     def timeout(self) -> tuple[float, float]:

@@ -308,7 +308,12 @@ class Code42Hook(JsonApiHook):
 
     # --- "Authorize" ---------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """Get a token and read one item per permission the integration needs."""
+        """Get a token and read one item per permission the integration needs (through the
+        connection's throttle: the test draws from the same rate limit as the tasks)."""
+        try:
+            self.settings  # noqa: B018 - the extras (rate limit, its store...) are valid
+        except Code42ConfigError as exc:
+            return False, f"Bad connection settings: {exc}"
         try:
             self.settings  # noqa: B018 - validates the extras first, so their error is named as theirs
         except Code42ConfigError as exc:
@@ -341,6 +346,8 @@ class Code42Hook(JsonApiHook):
                 if exc.status == 403:
                     return False, f"Missing permission: the API client needs Read on {permission}."
                 return False, f"Unreachable or non-Code42 Base URL {self.base_url}: {exc}"
+            except Code42ConfigError as exc:  # the rate limit store did not answer
+                return False, str(exc)
             except Code42Error as exc:
                 return False, f"Unreachable or non-Code42 Base URL {self.base_url}: {exc}"
         return True, f"Authorized: tenant {tenant}; Alert Rules and Alerts and Sessions are readable."
