@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, BaseOperator
 
 from code42_hook import Code42Hook
 from operators.warehouse_hook import WarehouseHook
@@ -101,7 +101,9 @@ class Code42ExtractOperator(BaseOperator):
 
 
 class WarehouseLoadOperator(BaseOperator):
-    """Upsert what the extract tasks staged for this run into the fact tables."""
+    """Upsert what the extract tasks staged for this run into the fact tables. Each Asset in
+    ``outlets`` (the tenant's warehouse Asset) gets an event whose extra names the Code42 tenant uid
+    loaded and the rows changed per stream: the report DAG renders that tenant from it."""
 
     def __init__(
         self,
@@ -117,11 +119,15 @@ class WarehouseLoadOperator(BaseOperator):
     def execute(self, context) -> dict[str, Any]:
         started = time.monotonic()
         engine = WarehouseHook(self.warehouse_conn_id).get_engine()
-        changed = {}
+        changed, tenant_ids = {}, set()
         for extracted in context["ti"].xcom_pull(task_ids=self.extract_task_ids):
             changed[extracted["stream"]] = sync.load_staged(
                 engine, STREAMS[extracted["stream"]], tenant_id=extracted["tenant_id"], run_key=context["run_id"]
             )
+            tenant_ids.add(extracted["tenant_id"])
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                context["outlet_events"][outlet].extra = {"tenant_ids": sorted(tenant_ids), "changed": changed}
         return {"changed": changed, "seconds": round(time.monotonic() - started, 3)}
 
 
