@@ -106,6 +106,14 @@ def test_each_tenant_gets_its_own_dags_pool_and_connections(two_tenants):
         assert conns == {"code42_acme"}
     assert bag.get_dag("code42_reference_acme").get_task("refresh_ksat_directory").knowbe4_conn_id == "knowbe4_acme"
     assert {x.pool for x in bag.get_dag("code42_sync").tasks if x.task_id.startswith("extract_")} == {"code42_default"}
+    # each tenant's loads update its own Asset, which its own report DAG runs on
+    outlets = {(d, x.task_id): [a.uri for a in x.outlets] for d in ("code42_sync_acme", "code42_reference_acme")
+               for x in bag.get_dag(d).tasks if x.outlets}
+    assert outlets == {("code42_sync_acme", "load_warehouse"): ["securitycoach://warehouse/acme"],
+                       ("code42_reference_acme", "load_reread"): ["securitycoach://warehouse/acme"]}
+    report = bag.get_dag("securitycoach_report_acme")
+    assert [a.uri for a in report.timetable.asset_condition.objects] == ["securitycoach://warehouse/acme"]
+    assert report.get_task("write_reports").dag_ids == ["code42_sync_acme", "code42_reference_acme"]
 
 
 def _new_asset_events(since_id: int) -> list[tuple[str, str, dict]]:
