@@ -65,13 +65,14 @@ users[os.environ["AIRFLOW_ADMIN_USER"]] = os.environ["AIRFLOW_ADMIN_PASSWORD"]
 path.with_name(path.name + ".partial").write_text(json.dumps(users) + "\n")
 path.with_name(path.name + ".partial").replace(path)')
 
-# Run as root by compose: the bind-mounted folders (created by Docker as root when missing) and the
-# auth volume go to the user the other services run as.
+# Run as root by compose: the bind-mounted folders (created by Docker as root when missing), the
+# auth and throttle volumes go to the user the other services run as.
 if [ "$(id -u)" = 0 ]; then
   logs="${AIRFLOW__LOGGING__BASE_LOG_FOLDER:-${AIRFLOW_HOME:-/opt/airflow}/logs}"
   data="${SECURITYCOACH_DATA_DIR:-/opt/securitycoach/data}"
-  mkdir -p "$logs" "$data/reports" "${SECURITYCOACH_UPLOAD_DIR:-$data/uploads}"
-  chown -R "${AIRFLOW_UID:-50000}:0" "$logs" "$data/reports" "${SECURITYCOACH_UPLOAD_DIR:-$data/uploads}" \
-    "$(dirname "$passwords")"
+  folders=("$logs" "$data/reports" "${SECURITYCOACH_UPLOAD_DIR:-$data/uploads}" "$(dirname "$passwords")")
+  if [ -n "${CODE42_THROTTLE_DIR:-}" ]; then folders+=("$CODE42_THROTTLE_DIR"); fi
+  mkdir -p "${folders[@]}"
+  chown -R "${AIRFLOW_UID:-50000}:0" "${folders[@]}"
 fi
 echo "airflow-init: done"

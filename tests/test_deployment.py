@@ -156,6 +156,21 @@ def test_task_logs_reports_and_uploads_are_host_folders_where_the_code_writes_th
     assert "./data/uploads" in (ROOT / "README.md").read_text()
 
 
+def test_every_airflow_service_of_the_host_shares_one_code42_throttle_folder():
+    """The file throttle's schedule on one named volume: LocalExecutor's scheduler, each scaled
+    airflow-worker and the api-server's connection test draw from one Code42 budget on this host."""
+    from apiclient.throttle import throttle_dir
+
+    env = SERVICES["airflow-scheduler"]["environment"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CODE42_THROTTLE_DIR", env["CODE42_THROTTLE_DIR"])
+        folder = str(throttle_dir())
+    for name in AIRFLOW:
+        mounts = dict(v.split(":")[:2] for v in SERVICES[name]["volumes"])
+        assert mounts.get("code42-throttle") == folder, name
+    assert "code42-throttle" in COMPOSE["volumes"]
+
+
 def test_the_admin_user_and_its_password_file_come_from_the_env_file():
     env = SERVICES["airflow-apiserver"]["environment"]
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "${AIRFLOW_ADMIN_USER}:admin"
@@ -225,7 +240,7 @@ def test_secrets_come_from_the_env_file_not_the_yaml():
     assert all(s.get("env_file") == [".env"] for n, s in SERVICES.items() if n.startswith("airflow-"))
     init = (ROOT / "docker" / "init.sh").read_text()
     compose_env = set(SERVICES["airflow-init"]["environment"]) | {"AIRFLOW_HOME"}  # the image's own
-    assert set(re.findall(r"\$\{(\w+)", init)) <= set(ENV_EXAMPLE) | compose_env
+    assert set(re.findall(r"\$\{([A-Z]\w*)", init)) <= set(ENV_EXAMPLE) | compose_env  # lower case: the script's own
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
 
 
@@ -311,7 +326,7 @@ def test_init_creates_the_connections_and_one_pool_per_tenant(tmp_path):
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
     assert "pw \"" not in done.stdout + done.stderr
     folders = [Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]), Path(env["SECURITYCOACH_DATA_DIR"]) / "reports",
-               Path(env["SECURITYCOACH_UPLOAD_DIR"]), passwords.parent]
+               Path(env["SECURITYCOACH_UPLOAD_DIR"]), passwords.parent, Path(env["CODE42_THROTTLE_DIR"])]
     assert all(f.is_dir() and f.is_relative_to(tmp_path) for f in folders)
     if os.getuid() == 0:
         assert {(f.stat().st_uid, f.stat().st_gid) for f in [*folders, passwords]} == {(4242, 0)}
