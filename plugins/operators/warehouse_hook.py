@@ -21,6 +21,7 @@ from securitycoach.warehouse import create_warehouse_engine
 
 log = logging.getLogger(__name__)
 
+
 class WarehouseHook(BaseHook):
     conn_name_attr = "warehouse_conn_id"
     default_conn_name = "securitycoach_warehouse"
