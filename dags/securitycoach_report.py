@@ -1,28 +1,12 @@
-"""SecurityCoach HTML reports: after every warehouse update (the sync DAGs' ``WAREHOUSE_ASSET``), write one
-self-contained HTML report per tenant of the warehouse for the 30 days up to its latest data, under
-``data/reports`` (``$SECURITYCOACH_DATA_DIR/reports``). For another period use
-``securitycoach report --tenant T --start YYYY-MM-DD --end YYYY-MM-DD``."""
+"""SecurityCoach HTML report DAGs (Airflow), one per enabled tenant of include/config/tenants.yaml (``default``:
+``securitycoach_report``, others ``securitycoach_report_<name>``), each scheduled on its tenant's warehouse
+Asset ``securitycoach://warehouse/<name>``: a tenant's load re-renders that tenant's report only, under
+``data/reports`` (``$SECURITYCOACH_DATA_DIR/reports``). The builder lives in plugins/operators/tenant_dags.py.
+For another period use ``securitycoach report --tenant T --start YYYY-MM-DD --end YYYY-MM-DD``."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from operators.tenant_dags import build_tenant_dags
 
-from airflow.sdk import dag
-
-from operators import WAREHOUSE_ASSET, TenantReportsOperator, WarehouseSchemaOperator
-
-
-@dag(
-    dag_id="securitycoach_report",
-    schedule=[WAREHOUSE_ASSET],
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    tags=["securitycoach", "reporting"],
-    doc_md=__doc__,
-)
-def securitycoach_report():
-    WarehouseSchemaOperator(task_id="ensure_schema") >> TenantReportsOperator(task_id="write_reports")
-
-
-securitycoach_report()
+for _dag_id, _dag in build_tenant_dags("report").items():
+    globals()[_dag_id] = _dag

@@ -1,7 +1,26 @@
 #!/bin/bash
-# airflow-init: migrate the metadata DB, create the admin user's auth, the connections and pools.
+# airflow-init: check the required secrets, migrate the metadata DB, create the connections, the
+# pools and the admin user's password, then give the mounted folders to AIRFLOW_UID.
 # Every value comes from the environment (.env), none from docker-compose.yaml.
 set -euo pipefail
+
+refuse() { echo "airflow-init: $*" >&2; exit 1; }
+
+# Airflow encrypts connection passwords and variables with the Fernet key: without one they would be
+# stored in clear, and a key that changes makes the stored ones unreadable.
+[ -n "${AIRFLOW__CORE__FERNET_KEY:-}" ] || refuse "FERNET_KEY is empty in .env: make one with" \
+  "python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\""
+python -c 'import os, sys
+from cryptography.fernet import Fernet
+try:
+    Fernet(os.environ["AIRFLOW__CORE__FERNET_KEY"])
+except ValueError as exc:
+    sys.exit(f"airflow-init: FERNET_KEY in .env is not a Fernet key ({exc}): make one with "
+             "python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"")'
+[ -n "${AIRFLOW_ADMIN_USER:-}" ] || refuse "AIRFLOW_ADMIN_USER is empty in .env: name the Airflow admin user"
+[ -n "${AIRFLOW_ADMIN_PASSWORD:-}" ] || refuse "AIRFLOW_ADMIN_PASSWORD is empty in .env: set the password of" \
+  "the Airflow admin user"
+
 airflow db migrate
 
 # Load the project's plugin in these CLI calls too (the CLI loads plugins lazily, i.e. not for
@@ -37,4 +56,27 @@ while IFS=$'\t' read -r pool slots description; do
   airflow pools set "$pool" "$slots" "$description"
 done < "$pools"
 rm -f "$pools"
+
+# The simple auth manager's users are AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS (the admin); their
+# passwords are this file. The admin's is set from .env on every start (a new AIRFLOW_ADMIN_PASSWORD
+# takes effect at the next `up`); any other user keeps the password the api-server generated for it.
+passwords="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-${AIRFLOW_HOME:-/opt/airflow}/simple_auth_manager_passwords.json.generated}"
+mkdir -p "$(dirname "$passwords")"
+(umask 077 && PASSWORDS_FILE="$passwords" python -c 'import json, os, pathlib
+path = pathlib.Path(os.environ["PASSWORDS_FILE"])
+users = json.loads(path.read_text() or "{}") if path.exists() else {}
+users[os.environ["AIRFLOW_ADMIN_USER"]] = os.environ["AIRFLOW_ADMIN_PASSWORD"]
+path.with_name(path.name + ".partial").write_text(json.dumps(users) + "\n")
+path.with_name(path.name + ".partial").replace(path)')
+
+# Run as root by compose: the bind-mounted folders (created by Docker as root when missing), the
+# auth and throttle volumes go to the user the other services run as.
+if [ "$(id -u)" = 0 ]; then
+  logs="${AIRFLOW__LOGGING__BASE_LOG_FOLDER:-${AIRFLOW_HOME:-/opt/airflow}/logs}"
+  data="${SECURITYCOACH_DATA_DIR:-/opt/securitycoach/data}"
+  folders=("$logs" "$data/reports" "${SECURITYCOACH_UPLOAD_DIR:-$data/uploads}" "$(dirname "$passwords")")
+  if [ -n "${CODE42_THROTTLE_DIR:-}" ]; then folders+=("$CODE42_THROTTLE_DIR"); fi
+  mkdir -p "${folders[@]}"
+  chown -R "${AIRFLOW_UID:-50000}:0" "${folders[@]}"
+fi
 echo "airflow-init: done"

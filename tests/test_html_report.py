@@ -314,19 +314,21 @@ def test_report_opens_in_headless_chromium(hostile, chromium, tmp_path):
 
 
 @pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)
-def test_report_dag_runs_on_the_warehouse_asset_and_writes_reports(hostile, airflow_db, tmp_path, monkeypatch):
+def test_report_dag_runs_on_its_tenants_asset_and_by_hand_writes_what_its_dags_synced(hostile, airflow_db, tmp_path,
+                                                                                      monkeypatch):
+    """Scheduled on the default tenant's warehouse Asset only; run by hand (no asset event), it writes
+    the report of each Code42 tenant the default entry's DAGs synced (sync_audit: both, here)."""
     import json
 
     from airflow.dag_processing.dagbag import DagBag
 
-    from operators import WAREHOUSE_ASSET
-
     bag = DagBag(dag_folder=str(ROOT / "dags" / "securitycoach_report.py"))
     assert bag.import_errors == {}
     dag = bag.get_dag("securitycoach_report")
-    assets = dag.timetable.asset_condition.objects  # schedule=[WAREHOUSE_ASSET]: all of one asset
-    assert [(a.name, a.uri) for a in assets] == [(WAREHOUSE_ASSET.name, WAREHOUSE_ASSET.uri)]
+    assets = dag.timetable.asset_condition.objects  # schedule=[the tenant's Asset]: that one asset
+    assert [(a.name, a.uri) for a in assets] == [("securitycoach://warehouse/default",) * 2]
     assert [task.task_id for task in dag.topological_sort()] == ["ensure_schema", "write_reports"]
+    assert dag.get_task("write_reports").dag_ids == ["code42_sync", "code42_reference"]
 
     monkeypatch.setenv("AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE",
                        json.dumps({"conn_type": "sqlite", "host": hostile.url.database}))

@@ -60,6 +60,7 @@ def test_dags_import_without_network_or_database(airflow_db, monkeypatch):
         "check_session_keys", "check_alert_keys", "check_loaded_rows", "check_complete_windows"}
     assert {(t.pool, t.pool_slots) for t in sync.tasks if t.task_id.startswith("extract_")} == {("code42_default", 4)}
     assert sync.default_args["on_failure_callback"] is not None
+    assert [a.uri for a in sync.get_task("load_warehouse").outlets] == ["securitycoach://warehouse/default"]
     assert bag.get_dag("code42_reference") is not None
 
 

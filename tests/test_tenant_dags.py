@@ -32,8 +32,9 @@ def _write(tmp_path, tenants, name="tenants.yaml"):
 
 def test_the_shipped_tenants_file_is_the_default_tenant_only(sandbox):
     tenants = load_tenants(ROOT / "include" / "config" / "tenants.yaml")
-    assert [(x.name, x.sync_dag_id, x.reference_dag_id, x.pool) for x in tenants.enabled] == [
-        ("default", "code42_sync", "code42_reference", "code42_default")]
+    assert [(x.name, x.dag_ids, x.pool, x.warehouse_asset_uri) for x in tenants.enabled] == [
+        ("default", ("code42_sync", "code42_reference", "securitycoach_report"), "code42_default",
+         "securitycoach://warehouse/default")]
     # the shipped entry is the sandbox's tenant: what its tokens say (tenantUid)
     assert tenants.enabled[0].code42_tenant_uid == SANDBOX_TENANT == sandbox.tenant_id
 
@@ -70,7 +71,7 @@ def test_a_bad_tenants_file_is_an_import_error_of_the_dag_file(airflow_db, tmp_p
     monkeypatch.setenv("SECURITYCOACH_TENANTS", str(_write(tmp_path, [{**DEFAULT, "lookback_hours": "a day"}])))
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     errors = {k.rsplit("/", 1)[-1]: v for k, v in bag.import_errors.items()}
-    assert set(errors) == {"code42_sync.py", "code42_reference.py"}
+    assert set(errors) == {"code42_sync.py", "code42_reference.py", "securitycoach_report.py"}
     assert "tenant 1 ('default'): lookback_hours: Input should be a valid integer" in errors["code42_sync.py"]
 
 
@@ -118,6 +119,86 @@ def test_each_tenant_gets_its_own_dags_pool_and_connections(two_tenants):
         assert conns == {"code42_acme"}
     assert bag.get_dag("code42_reference_acme").get_task("refresh_ksat_directory").knowbe4_conn_id == "knowbe4_acme"
     assert {x.pool for x in bag.get_dag("code42_sync").tasks if x.task_id.startswith("extract_")} == {"code42_default"}
+    # each tenant's loads update its own Asset, which its own report DAG runs on
+    outlets = {(d, x.task_id): [a.uri for a in x.outlets] for d in ("code42_sync_acme", "code42_reference_acme")
+               for x in bag.get_dag(d).tasks if x.outlets}
+    assert outlets == {("code42_sync_acme", "load_warehouse"): ["securitycoach://warehouse/acme"],
+                       ("code42_reference_acme", "load_reread"): ["securitycoach://warehouse/acme"]}
+    report = bag.get_dag("securitycoach_report_acme")
+    assert [a.uri for a in report.timetable.asset_condition.objects] == ["securitycoach://warehouse/acme"]
+    assert report.get_task("write_reports").dag_ids == ["code42_sync_acme", "code42_reference_acme"]
+
+
+def _new_asset_events(since_id: int) -> list[tuple[str, str, dict]]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(AssetModel.uri, AssetEvent.source_dag_id, AssetEvent.extra).join(
+            AssetEvent, AssetEvent.asset_id == AssetModel.id).filter(AssetEvent.id > since_id).order_by(AssetEvent.id)
+        return [(uri, dag_id, extra) for uri, dag_id, extra in rows]
+
+
+def _queued_runs() -> set[tuple[str, str]]:
+    """(report DAG, asset) pairs the scheduler would start an asset-triggered run for."""
+    from airflow.models.asset import AssetDagRunQueue, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return set(session.query(AssetDagRunQueue.target_dag_id, AssetModel.uri).join(
+            AssetModel, AssetModel.id == AssetDagRunQueue.asset_id))
+
+
+def test_each_tenants_load_updates_its_own_asset_and_queues_only_its_report(two_tenants, sandbox, monkeypatch,
+                                                                            tmp_path):
+    """Two working tenants: a load of acme emits one event, on acme's Asset, naming acme's Code42
+    tenant uid; the metadata DB then queues acme's report DAG and no other (what the scheduler turns
+    into runs); acme's report DAG writes acme's report only. Then the same for default."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import sync_bag_to_db
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    bag, _, other = two_tenants
+    monkeypatch.setenv("AIRFLOW_CONN_CODE42_ACME", json.dumps({
+        "conn_type": "code42", "login": other.client_id, "password": other.client_secret, "host": other.base_url,
+        "extra": {"retry_backoff": 0.05}}))
+    reports = tmp_path / "data" / "reports"
+    monkeypatch.setenv("SECURITYCOACH_DATA_DIR", str(tmp_path / "data"))
+    assert {d: [a.uri for a in bag.get_dag(d).timetable.asset_condition.objects]
+            for d in ("securitycoach_report", "securitycoach_report_acme")} == {
+        "securitycoach_report": ["securitycoach://warehouse/default"],
+        "securitycoach_report_acme": ["securitycoach://warehouse/acme"]}
+    DagBundlesManager().sync_bundles_to_db()  # as dag.test() does, before the DAGs are written
+    sync_bag_to_db(bag, "dags-folder", None)
+    with create_session() as session:  # unpaused, as in a deployment: only then are asset runs queued
+        session.query(DagModel).update({DagModel.is_paused: False})
+        session.query(AssetDagRunQueue).delete()
+        since = session.query(sa.func.max(AssetEvent.id)).scalar() or 0
+    end = sandbox.anchor.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+
+    assert bag.get_dag("code42_sync_acme").test(logical_date=end).state == "success"
+    events = _new_asset_events(since)
+    assert [(uri, dag_id, extra["tenant_ids"]) for uri, dag_id, extra in events] == [
+        ("securitycoach://warehouse/acme", "code42_sync_acme", [other.tenant_id])]
+    assert events[0][2]["changed"]["sessions"] > 0
+    assert _queued_runs() == {("securitycoach_report_acme", "securitycoach://warehouse/acme")}
+    assert bag.get_dag("securitycoach_report_acme").test().state == "success"
+    acme_report = [p.name for p in reports.glob("*.html")]
+    assert len(acme_report) == 1 and acme_report[0].startswith(f"securitycoach_{other.tenant_id}_")
+
+    with create_session() as session:
+        session.query(AssetDagRunQueue).delete()
+        since = session.query(sa.func.max(AssetEvent.id)).scalar()
+    assert bag.get_dag("code42_sync").test(logical_date=end).state == "success"
+    assert [(uri, extra["tenant_ids"]) for uri, _, extra in _new_asset_events(since)] == [
+        ("securitycoach://warehouse/default", [sandbox.tenant_id])]
+    assert _queued_runs() == {("securitycoach_report", "securitycoach://warehouse/default")}
+    (reports / acme_report[0]).unlink()
+    assert bag.get_dag("securitycoach_report").test().state == "success"
+    default_report = [p.name for p in reports.glob("*.html")]
+    assert len(default_report) == 1 and default_report[0].startswith(f"securitycoach_{sandbox.tenant_id}_")
 
 
 def test_a_broken_tenant_fails_alone_and_posts_a_failure_summary(two_tenants, sandbox):
@@ -260,22 +341,25 @@ def test_delete_integration_pauses_the_tenants_dags_and_removes_its_connections(
     with create_session() as session:
         paused = {d.dag_id: d.is_paused for d in session.query(DagModel).filter(DagModel.dag_id.like("code42_%"))}
         left = {c.conn_id for c in session.query(Connection).filter(Connection.conn_id.like("%acme"))}
-    assert paused["code42_sync_acme"] and paused["code42_reference_acme"]
-    assert not paused["code42_sync"] and not paused["code42_reference"]
+        paused.update({d.dag_id: d.is_paused for d in session.query(DagModel).filter(
+            DagModel.dag_id.like("securitycoach_report%"))})
+    assert paused["code42_sync_acme"] and paused["code42_reference_acme"] and paused["securitycoach_report_acme"]
+    assert not paused["code42_sync"] and not paused["code42_reference"] and not paused["securitycoach_report"]
     assert left == set()
     with engine.connect() as conn:
         deletion = conn.execute(sa.select(t.integration_deletion)).one()
         actions = conn.execute(sa.select(t.integration_deletion_action).order_by(
             t.integration_deletion_action.c.position)).mappings().all()
     assert deletion.tenant_id == other.tenant_id and deletion.row_counts["code42_session"] > 0
-    assert [(a["deletion_id"], a["action"], a["target"], a["outcome"], a["detail"]) for a in actions[:4]] == [
+    assert [(a["deletion_id"], a["action"], a["target"], a["outcome"], a["detail"]) for a in actions[:5]] == [
         (deletion.deletion_id, "pause_dag", "code42_sync_acme", "done", "paused (metadata DB)"),
         (deletion.deletion_id, "pause_dag", "code42_reference_acme", "done", "paused (metadata DB)"),
+        (deletion.deletion_id, "pause_dag", "securitycoach_report_acme", "done", "paused (metadata DB)"),
         (deletion.deletion_id, "delete_connection", "code42_acme", "done", "deleted (metadata DB)"),
         (deletion.deletion_id, "delete_connection", "knowbe4_acme", "done", "deleted (metadata DB)"),
     ]
-    assert [(a["action"], a["outcome"]) for a in actions[4:]] == [("manual", "to_do")]
-    assert "remove tenant 'acme' from the tenants file" in actions[4]["detail"]
+    assert [(a["action"], a["outcome"]) for a in actions[5:]] == [("manual", "to_do")]
+    assert "remove tenant 'acme' from the tenants file" in actions[5]["detail"]
 
     # the CLI, for the other tenant: its connections come from the environment, so they are named
     # as left to remove there; the rows go, and every line says what happened
@@ -288,6 +372,7 @@ def test_delete_integration_pauses_the_tenants_dags_and_removes_its_connections(
     assert out[1:] == [
         "  pause_dag code42_sync: done (paused (metadata DB))",
         "  pause_dag code42_reference: done (paused (metadata DB))",
+        "  pause_dag securitycoach_report: done (paused (metadata DB))",
         ("  delete_connection code42_default: not_found (defined by the environment variable "
         "AIRFLOW_CONN_CODE42_DEFAULT, not in the metadata DB: remove it there)"),
         ("  delete_connection knowbe4_default: not_found (defined by the environment variable "
@@ -326,7 +411,7 @@ def api_server(airflow_db):
             try:
                 if requests.get(f"{base}/api/v2/monitor/health", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or too busy starting to answer
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
             time.sleep(0.5)
@@ -370,13 +455,15 @@ def test_delete_integration_through_the_airflow_rest_api(two_tenants, sandbox, m
     with create_session() as session:
         paused = {d.dag_id: d.is_paused for d in session.query(DagModel)}
         assert session.query(Connection).filter(Connection.conn_id == "knowbe4_acme").count() == 0
-    assert paused["code42_sync_acme"] and paused["code42_reference_acme"] and not paused["code42_sync"]
+    assert paused["code42_sync_acme"] and paused["code42_reference_acme"] and paused["securitycoach_report_acme"]
+    assert not paused["code42_sync"] and not paused["securitycoach_report"]
     with engine.connect() as conn:
         actions = [(a.action, a.target, a.outcome, a.detail) for a in conn.execute(
             sa.select(t.integration_deletion_action).order_by(t.integration_deletion_action.c.position))]
-    assert actions[:4] == [
+    assert actions[:5] == [
         ("pause_dag", "code42_sync_acme", "done", "paused (Airflow API)"),
         ("pause_dag", "code42_reference_acme", "done", "paused (Airflow API)"),
+        ("pause_dag", "securitycoach_report_acme", "done", "paused (Airflow API)"),
         ("delete_connection", "code42_acme", "not_found", ("defined by the environment variable "
                                                           "AIRFLOW_CONN_CODE42_ACME, not in the metadata DB: "
                                                           "remove it there")),

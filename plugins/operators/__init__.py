@@ -11,10 +11,9 @@ from operators.code42_sync import (
 from operators.mapping import KsatDirectoryOperator, MappingUploadOperator, MapUsersOperator
 from operators.reporting import TenantReportsOperator
 from operators.tenancy import DeleteIntegrationOperator
-from operators.warehouse_hook import WAREHOUSE_ASSET, WarehouseHook
+from operators.warehouse_hook import WarehouseHook
 
 __all__ = [
-    "WAREHOUSE_ASSET",
     "Code42ExtractOperator",
     "Code42ReferenceOperator",
     "DeleteIntegrationOperator",

@@ -6,7 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, BaseOperator
 
 from code42_hook import Code42Hook
 from operators.warehouse_hook import WarehouseHook
@@ -77,7 +77,9 @@ class Code42ExtractOperator(_Code42TenantOperator):
 
 
 class WarehouseLoadOperator(BaseOperator):
-    """Upsert what the extract tasks staged for this run into the fact tables."""
+    """Upsert what the extract tasks staged for this run into the fact tables. Each Asset in
+    ``outlets`` (the tenant's warehouse Asset) gets an event whose extra names the Code42 tenant uid
+    loaded and the rows changed per stream: the report DAG renders that tenant from it."""
 
     def __init__(
         self,
@@ -98,6 +100,9 @@ class WarehouseLoadOperator(BaseOperator):
         engine = WarehouseHook(self.warehouse_conn_id).get_engine()
         changed = {extracted["stream"]: interval.load(engine, extracted["stream"])
                    for extracted in context["ti"].xcom_pull(task_ids=self.extract_task_ids)}
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                context["outlet_events"][outlet].extra = {"tenant_ids": [self.tenant_id], "changed": changed}
         return {"changed": changed, "seconds": round(time.monotonic() - started, 3)}
 
 

@@ -1,17 +1,19 @@
-"""The DAG factory of the tenants file: per tenant, a sync DAG and a reference DAG.
+"""The DAG factory of the tenants file: per tenant, a sync DAG, a reference DAG and a report DAG.
 
-``dags/code42_sync.py`` and ``dags/code42_reference.py`` only loop over the file's enabled
-tenants and call these builders. Every task of a tenant's DAGs gets the tenant's connection ids and
-its ``code42_tenant_uid`` as an argument (the tasks that read Code42 check it against the token they
-hold before reading), so tenants share the warehouse but never a task. Each tenant has its own DAGs,
-so one failing does not stop another. The data checks bind the tenant uid as a SQL parameter.
+``dags/code42_sync.py``, ``dags/code42_reference.py`` and ``dags/securitycoach_report.py`` only
+loop over the file's enabled tenants and call these builders. Every task of a tenant's DAGs gets the
+tenant's connection ids and its ``code42_tenant_uid`` as an argument (the tasks that read Code42
+check it against the token they hold before reading), so tenants share the warehouse but never a
+task. Each tenant has its own DAGs, so one failing does not stop another, and its own warehouse
+Asset: its loads update it and only its report DAG is scheduled on it, so a load re-renders that
+tenant's report and no other. The data checks bind the tenant uid as a SQL parameter.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
 from operators.checks import (
     WarehouseCheckOperator,
@@ -29,7 +31,7 @@ from operators.code42_sync import (
 from operators.mapping import KsatDirectoryOperator, MapUsersOperator
 from operators.notifications import FailureSummaryNotifier
 from operators.preflight import CheckConnectionsOperator
-from operators.warehouse_hook import WAREHOUSE_ASSET
+from operators.reporting import TenantReportsOperator
 from securitycoach.paths import sql_dir
 from securitycoach.tenants import Tenant, load_tenants
 
@@ -55,6 +57,19 @@ sessions Code42 first observed after the sync's look-back had passed (a device t
 and triage set days later reach the warehouse there (upserted only when `lastUpdated` is newer)."""
 
 
+REPORT_DOC = """HTML report of tenant **{name}**: scheduled on the tenant's warehouse Asset
+`{asset}`, which its sync and reference DAGs update after each load, it writes the report of the
+Code42 tenant that load named (the asset event's extra) for the 30 days up to its latest data under
+`data/reports` (`$SECURITYCOACH_DATA_DIR/reports`). Other tenants' loads do not run it. Triggered
+by hand it writes the report of every Code42 tenant this entry's DAGs have synced. For another
+period use `securitycoach report --tenant T --start YYYY-MM-DD --end YYYY-MM-DD`."""
+
+
+def tenant_asset(tenant: Tenant) -> Asset:
+    """The tenant's warehouse Asset (``securitycoach://warehouse/<name>``)."""
+    return Asset(tenant.warehouse_asset_uri, group="securitycoach")
+
+
 def _default_args(tenant: Tenant) -> dict:
     return {
         "retries": tenant.retries,
@@ -68,7 +83,7 @@ def _doc(template: str, tenant: Tenant) -> str:
     return template.format(name=tenant.name, code42=tenant.code42_conn_id, knowbe4=tenant.knowbe4_conn_id,
                            events=tenant.knowbe4_events_conn_id,
                            schedule=tenant.schedule, pool=tenant.pool, pages=tenant.pages_in_flight,
-                           deep=tenant.deep_lookback_days)
+                           deep=tenant.deep_lookback_days, asset=tenant.warehouse_asset_uri)
 
 
 def _tenant_args(tenant: Tenant) -> dict:
@@ -108,7 +123,7 @@ def build_sync_dag(tenant: Tenant) -> DAG:
                                          lookback_hours="{{ params.lookback_hours }}", **extract)
         alerts = Code42ExtractOperator(task_id="extract_alerts", stream="alerts", **extract)
         load = WarehouseLoadOperator(task_id="load_warehouse", extract_task_ids=list(EXTRACTS),
-                                     tenant_id=tenant.code42_tenant_uid, outlets=[WAREHOUSE_ASSET])
+                                     tenant_id=tenant.code42_tenant_uid, outlets=[tenant_asset(tenant)])
         checks = [
             WarehouseColumnCheckOperator(
                 task_id="check_session_keys", table="code42_session", **by_tenant,
@@ -176,16 +191,31 @@ def build_reference_dag(tenant: Tenant) -> DAG:
                 task_id="reread_sessions", stream="sessions", lookback_hours=24 * tenant.deep_lookback_days,
                 pool=tenant.pool, pool_slots=tenant.pages_in_flight, pages_in_flight=tenant.pages_in_flight, **code42)
             load = WarehouseLoadOperator(task_id="load_reread", extract_task_ids=[reread.task_id],
-                                         tenant_id=tenant.code42_tenant_uid, outlets=[WAREHOUSE_ASSET])
+                                         tenant_id=tenant.code42_tenant_uid, outlets=[tenant_asset(tenant)])
             audit = SyncAuditOperator(task_id="write_audit", extract_task_ids=[reread.task_id],
                                       load_task_id=load.task_id, tenant_id=tenant.code42_tenant_uid)
             schema >> reread >> load >> audit
     return dag
 
 
+def build_report_dag(tenant: Tenant) -> DAG:
+    with DAG(
+        dag_id=tenant.report_dag_id,
+        schedule=[tenant_asset(tenant)],
+        start_date=START,
+        catchup=False,
+        max_active_runs=1,
+        tags=["securitycoach", "reporting", f"tenant:{tenant.name}"],
+        doc_md=_doc(REPORT_DOC, tenant),
+    ) as dag:
+        WarehouseSchemaOperator(task_id="ensure_schema") >> TenantReportsOperator(
+            task_id="write_reports", dag_ids=[tenant.sync_dag_id, tenant.reference_dag_id])
+    return dag
+
+
 def build_tenant_dags(kind: str, path=None) -> dict[str, DAG]:
-    """``kind`` ``sync`` or ``reference``: dag id -> DAG for every enabled tenant of the file."""
-    build = {"sync": build_sync_dag, "reference": build_reference_dag}[kind]
+    """``kind`` ``sync``, ``reference`` or ``report``: dag id -> DAG for every enabled tenant of the file."""
+    build = {"sync": build_sync_dag, "reference": build_reference_dag, "report": build_report_dag}[kind]
     dags = {}
     for tenant in load_tenants(path).enabled:
         dag = build(tenant)

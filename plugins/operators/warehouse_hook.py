@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from functools import cached_property
 
-from airflow.sdk import Asset, BaseHook
+from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 from sqlalchemy.engine import URL, Engine
 
@@ -20,9 +20,6 @@ from securitycoach.paths import data_dir
 from securitycoach.warehouse import create_warehouse_engine
 
 log = logging.getLogger(__name__)
-
-# The sync DAG updates this Asset after every load; reporting schedules on it.
-WAREHOUSE_ASSET = Asset("securitycoach://warehouse", group="securitycoach")
 
 
 class WarehouseHook(BaseHook):

@@ -101,10 +101,17 @@ def tenant_dag_ids(engine: Engine, tenant_id: str) -> list[str]:
                                    .where(t.sync_audit.c.tenant_id == tenant_id)).scalars())
 
 
+def synced_tenants(engine: Engine, dag_ids: list[str] | tuple[str, ...]) -> list[str]:
+    """The tenant uids the DAGs ``dag_ids`` synced (their ``sync_audit`` rows)."""
+    with engine.connect() as conn:
+        return sorted(conn.execute(sa.select(t.sync_audit.c.tenant_id).distinct()
+                                   .where(t.sync_audit.c.dag_id.in_(list(dag_ids)))).scalars())
+
+
 def plan_disable(dag_ids: list[str], tenants: TenantsFile | None) -> tuple[list[str], list[str], list[str]]:
     """(DAGs to pause, connections to remove, manual steps) for a tenant synced by ``dag_ids``.
 
-    The tenants-file entry of those DAGs adds its other DAG and its connections; a KnowBe4
+    The tenants-file entry of those DAGs adds its other DAGs (reference, report) and its connections; a KnowBe4
     connection another entry also uses is kept.
     """
     dags, conns, manual = list(dag_ids), [], []

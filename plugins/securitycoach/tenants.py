@@ -4,9 +4,10 @@ syncs, each with its own DAGs, schedule, look-back and pool, all into one shared
 An entry's ``name`` is a short slug used in Airflow names; its ``code42_tenant_uid`` is the Code42
 tenant the connection belongs to and what the warehouse's ``tenant_id`` columns hold (every task gets
 it from here; the sync checks it against the token's ``tenantUid`` claim before it reads). The entry
-named ``default`` keeps the historical DAG ids ``code42_sync`` and ``code42_reference``; any other
-gets ``code42_sync_<name>`` and ``code42_reference_<name>``. Its extract tasks run in the pool
-``code42_<name>``.
+named ``default`` keeps the historical DAG ids ``code42_sync``, ``code42_reference`` and
+``securitycoach_report``; any other gets ``code42_sync_<name>``, ``code42_reference_<name>`` and
+``securitycoach_report_<name>``. Its extract tasks run in the pool ``code42_<name>``; its loads
+update the Asset ``securitycoach://warehouse/<name>``, which its report DAG is scheduled on.
 """
 
 from __future__ import annotations
@@ -85,8 +86,17 @@ class Tenant(BaseModel):
         return "code42_reference" if self.name == DEFAULT_TENANT else f"code42_reference_{self.name}"
 
     @property
-    def dag_ids(self) -> tuple[str, str]:
-        return (self.sync_dag_id, self.reference_dag_id)
+    def report_dag_id(self) -> str:
+        return "securitycoach_report" if self.name == DEFAULT_TENANT else f"securitycoach_report_{self.name}"
+
+    @property
+    def dag_ids(self) -> tuple[str, str, str]:
+        return (self.sync_dag_id, self.reference_dag_id, self.report_dag_id)
+
+    @property
+    def warehouse_asset_uri(self) -> str:
+        """The URI of the tenant's warehouse Asset: its loads update it, its report DAG is scheduled on it."""
+        return f"securitycoach://warehouse/{self.name}"
 
     @property
     def pool(self) -> str:

@@ -1,0 +1,134 @@
+"""One warehouse Asset per tenant, through a real scheduler: two tenants (each on its own sandbox,
+so two Code42 tenant uids), a triggered sync run of ``acme`` only; the scheduler (LocalExecutor, an
+api-server for the task runners, a PostgreSQL metadata DB) turns the load's asset event into an
+asset-triggered run of ``securitycoach_report_acme``, which writes acme's report from the event's
+extra, and never starts ``securitycoach_report`` (the default tenant's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from test_backfill_scheduler import (  # noqa: F401 - metadata_db is a fixture
+    _airflow,
+    _free_port,
+    _start,
+    _stop,
+    _wait_healthy,
+    metadata_db,
+)
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+TENANTS_FILE = """version: 1
+tenants:
+  - name: default
+    code42_tenant_uid: {default_uid}
+    code42_conn_id: code42_default
+    knowbe4_conn_id: knowbe4_default
+    pool_slots: 2
+    pages_in_flight: 2
+  - name: acme
+    code42_tenant_uid: {acme_uid}
+    code42_conn_id: code42_acme
+    knowbe4_conn_id: knowbe4_acme
+    pool_slots: 2
+    pages_in_flight: 2
+"""
+DEADLINE_S = 600
+
+
+def _runs(env, dag_id) -> list[dict]:
+    out = _airflow(env, "dags", "list-runs", dag_id, "-o", "json")
+    table = [line for line in out.splitlines() if line.startswith("[")]  # log lines may come first
+    return json.loads(table[-1]) if table else []
+
+
+@pytest.mark.timeout(1200)
+def test_a_tenants_load_triggers_only_its_own_report_dag_through_the_scheduler(
+        tmp_path, sandbox, start_sandbox, pg_schema, metadata_db):  # noqa: F811
+    other = start_sandbox(seed=7)
+    port = _free_port()
+    home = tmp_path / "airflow"
+    home.mkdir()
+    (tmp_path / "tenants.yaml").write_text(TENANTS_FILE.format(default_uid=sandbox.tenant_id,
+                                                               acme_uid=other.tenant_id), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
+    env.update(sandbox.airflow_connections())
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(48),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "SECURITYCOACH_DATA_DIR": str(tmp_path / "data"),
+        "SECURITYCOACH_TENANTS": str(tmp_path / "tenants.yaml"),
+        "AIRFLOW_CONN_CODE42_ACME": json.dumps({"conn_type": "code42", "login": other.client_id,
+                                                "password": other.client_secret, "host": other.base_url,
+                                                "extra": {"rate_limit_per_minute": 6000}}),
+        "AIRFLOW_CONN_KNOWBE4_ACME": json.dumps({"conn_type": "knowbe4", "password": other.ksat_key,
+                                                 "host": other.base_url}),
+        "AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE": json.dumps({
+            "conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "test",
+            "extra": {"search_path": pg_schema}}),
+    })
+    _airflow(env, "db", "migrate", timeout=300)
+    pools = subprocess.run([str(Path(sys.executable).parent / "securitycoach"), "tenant", "pools"], env=env,
+                           check=True, capture_output=True, text=True).stdout
+    for line in pools.splitlines():  # as docker/init.sh does
+        name, slots, description = line.split("\t")
+        _airflow(env, "pools", "set", name, slots, description)
+    _airflow(env, "dags", "reserialize")
+    for dag_id in ("code42_sync_acme", "securitycoach_report_acme", "securitycoach_report"):
+        _airflow(env, "dags", "unpause", dag_id)  # default's sync stays paused: only acme loads
+
+    end = sandbox.anchor.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    api = _start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
+    scheduler = None
+    try:
+        _wait_healthy(port, api, home)
+        scheduler = _start(env, home, "scheduler", "scheduler", "--skip-serve-logs")
+        _airflow(env, "dags", "trigger", "code42_sync_acme", "--logical-date", end.isoformat())
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            syncs, reports = _runs(env, "code42_sync_acme"), _runs(env, "securitycoach_report_acme")
+            if (syncs and all(r["state"] in ("success", "failed") for r in syncs)
+                    and reports and all(r["state"] in ("success", "failed") for r in reports)):
+                break
+            assert scheduler.poll() is None, (home / "scheduler.log").read_text()[-4000:]
+            time.sleep(3)
+        else:
+            raise AssertionError(f"no finished report run in {DEADLINE_S} s: {_runs(env, 'securitycoach_report_acme')}"
+                                 + (home / "scheduler.log").read_text()[-3000:])
+        default_runs = _runs(env, "securitycoach_report")
+    finally:
+        for process in (scheduler, api):
+            if process:
+                _stop(process)
+
+    triggered = [r for r in syncs if r["run_id"].startswith("manual__")]
+    assert [r["state"] for r in triggered] == ["success"], syncs
+    assert reports and {r["state"] for r in reports} == {"success"}, reports
+    assert all(r["run_id"].startswith("asset_triggered__") for r in reports), reports
+    assert default_runs == []  # acme's loads never start the default tenant's report DAG
+    written = sorted(p.name for p in (tmp_path / "data" / "reports").glob("*.html"))
+    assert written and all(name.startswith(f"securitycoach_{other.tenant_id}_") for name in written), written
+    # the report task took its tenant from the asset event, not from the by-hand fallback
+    task_logs = "\n".join(p.read_text(errors="replace") for p in (home / "logs").rglob("*.log")
+                          if "dag_id=securitycoach_report_acme" in str(p))
+    assert "report written:" in task_logs and "a manual run" not in task_logs
