@@ -16,14 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_backfill_scheduler import (  # noqa: F401 - metadata_db is a fixture
-    _airflow,
-    _free_port,
-    _start,
-    _stop,
-    _wait_healthy,
-    metadata_db,
-)
+from airflow_stack import airflow, free_port, start, stop, wait_healthy
 
 from conftest import ROOT
 
@@ -48,16 +41,16 @@ DEADLINE_S = 600
 
 
 def _runs(env, dag_id) -> list[dict]:
-    out = _airflow(env, "dags", "list-runs", dag_id, "-o", "json")
+    out = airflow(env, "dags", "list-runs", dag_id, "-o", "json")
     table = [line for line in out.splitlines() if line.startswith("[")]  # log lines may come first
     return json.loads(table[-1]) if table else []
 
 
 @pytest.mark.timeout(1200)
 def test_a_tenants_load_triggers_only_its_own_report_dag_through_the_scheduler(
-        tmp_path, sandbox, start_sandbox, pg_schema, metadata_db):  # noqa: F811
+        tmp_path, sandbox, start_sandbox, pg_schema, metadata_db):
     other = start_sandbox(seed=7)
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "airflow"
     home.mkdir()
     (tmp_path / "tenants.yaml").write_text(TENANTS_FILE.format(default_uid=sandbox.tenant_id,
@@ -87,23 +80,23 @@ def test_a_tenants_load_triggers_only_its_own_report_dag_through_the_scheduler(
             "conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "test",
             "extra": {"search_path": pg_schema}}),
     })
-    _airflow(env, "db", "migrate", timeout=300)
+    airflow(env, "db", "migrate", timeout=300)
     pools = subprocess.run([str(Path(sys.executable).parent / "securitycoach"), "tenant", "pools"], env=env,
                            check=True, capture_output=True, text=True).stdout
     for line in pools.splitlines():  # as docker/init.sh does
         name, slots, description = line.split("\t")
-        _airflow(env, "pools", "set", name, slots, description)
-    _airflow(env, "dags", "reserialize")
+        airflow(env, "pools", "set", name, slots, description)
+    airflow(env, "dags", "reserialize")
     for dag_id in ("code42_sync_acme", "securitycoach_report_acme", "securitycoach_report"):
-        _airflow(env, "dags", "unpause", dag_id)  # default's sync stays paused: only acme loads
+        airflow(env, "dags", "unpause", dag_id)  # default's sync stays paused: only acme loads
 
     end = sandbox.anchor.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    api = _start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
+    api = start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
     scheduler = None
     try:
-        _wait_healthy(port, api, home)
-        scheduler = _start(env, home, "scheduler", "scheduler", "--skip-serve-logs")
-        _airflow(env, "dags", "trigger", "code42_sync_acme", "--logical-date", end.isoformat())
+        wait_healthy(port, api, home)
+        scheduler = start(env, home, "scheduler", "scheduler", "--skip-serve-logs")
+        airflow(env, "dags", "trigger", "code42_sync_acme", "--logical-date", end.isoformat())
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
             syncs, reports = _runs(env, "code42_sync_acme"), _runs(env, "securitycoach_report_acme")
@@ -119,7 +112,7 @@ def test_a_tenants_load_triggers_only_its_own_report_dag_through_the_scheduler(
     finally:
         for process in (scheduler, api):
             if process:
-                _stop(process)
+                stop(process)
 
     triggered = [r for r in syncs if r["run_id"].startswith("manual__")]
     assert [r["state"] for r in triggered] == ["success"], syncs
