@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -51,15 +52,24 @@ def pg_admin_engine():
     engine.dispose()
 
 
+@contextmanager
+def fresh_schema(admin: sa.Engine):
+    """A new PostgreSQL schema (its name), dropped with all it holds afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield name
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+
+
 @pytest.fixture
 def pg_schema(pg_admin_engine):
     """A fresh PostgreSQL schema for one test, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with pg_admin_engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    yield name
-    with pg_admin_engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+    with fresh_schema(pg_admin_engine) as name:
+        yield name
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from airflow_stack import (
 )
 from pipeline import sync_interval, use_sandbox
 
-from conftest import PG_ADMIN_URL
+from conftest import PG_ADMIN_URL, fresh_schema
 from securitycoach.warehouse import create_warehouse_engine, migrate
 from securitycoach.warehouse import schema as t
 
@@ -84,12 +84,9 @@ def redis_namespace():
 
 @pytest.fixture
 def reference_schema(pg_admin_engine):
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with pg_admin_engine.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    yield name
-    with pg_admin_engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+    """A second warehouse schema: the single-process run the Celery one is compared with."""
+    with fresh_schema(pg_admin_engine) as name:
+        yield name
 
 
 def _celery_env(env: dict, metadata_db: str, namespace: str) -> dict:

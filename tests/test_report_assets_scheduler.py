@@ -7,8 +7,6 @@ extra, and never starts ``securitycoach_report`` (the default tenant's)."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import subprocess
 import sys
 import time
@@ -16,9 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from airflow_stack import airflow, free_port, start, stop, wait_healthy
-
-from conftest import ROOT
+from airflow_stack import airflow, airflow_env, start, stop, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -50,35 +46,14 @@ def _runs(env, dag_id) -> list[dict]:
 def test_a_tenants_load_triggers_only_its_own_report_dag_through_the_scheduler(
         tmp_path, sandbox, start_sandbox, pg_schema, metadata_db):
     other = start_sandbox(seed=7)
-    port = free_port()
-    home = tmp_path / "airflow"
-    home.mkdir()
-    (tmp_path / "tenants.yaml").write_text(TENANTS_FILE.format(default_uid=sandbox.tenant_id,
-                                                               acme_uid=other.tenant_id), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
-    env.update(sandbox.airflow_connections())
+    tenants = TENANTS_FILE.format(default_uid=sandbox.tenant_id, acme_uid=other.tenant_id)
+    env, port, home = airflow_env(tmp_path, sandbox, pg_schema, metadata_db, tenants)
     env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(48),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-        "SECURITYCOACH_DATA_DIR": str(tmp_path / "data"),
-        "SECURITYCOACH_TENANTS": str(tmp_path / "tenants.yaml"),
         "AIRFLOW_CONN_CODE42_ACME": json.dumps({"conn_type": "code42", "login": other.client_id,
                                                 "password": other.client_secret, "host": other.base_url,
                                                 "extra": {"rate_limit_per_minute": 6000}}),
         "AIRFLOW_CONN_KNOWBE4_ACME": json.dumps({"conn_type": "knowbe4", "password": other.ksat_key,
                                                  "host": other.base_url}),
-        "AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE": json.dumps({
-            "conn_type": "postgres", "host": "127.0.0.1", "port": 5432, "login": "postgres", "schema": "test",
-            "extra": {"search_path": pg_schema}}),
     })
     airflow(env, "db", "migrate", timeout=300)
     pools = subprocess.run([str(Path(sys.executable).parent / "securitycoach"), "tenant", "pools"], env=env,
