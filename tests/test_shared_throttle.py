@@ -179,7 +179,7 @@ def test_a_bad_store_url_is_refused_naming_the_connection(code42_conn, url, prob
     assert message.startswith("connection 'code42_badstore': extra rate_limit_store: ")
     assert problem in message and "s3cret" not in message and "\n" not in message
     ok, said = hook.test_connection()
-    assert not ok and said == f"Bad connection settings: {message}"
+    assert not ok and said == f"Invalid connection settings: {message}"
 
 
 def test_an_unreachable_store_fails_the_call_naming_the_connection_and_the_store(code42_conn, clean_sandbox):

@@ -311,11 +311,7 @@ class Code42Hook(JsonApiHook):
         """Get a token and read one item per permission the integration needs (through the
         connection's throttle: the test draws from the same rate limit as the tasks)."""
         try:
-            self.settings  # noqa: B018 - the extras (rate limit, its store...) are valid
-        except Code42ConfigError as exc:
-            return False, f"Bad connection settings: {exc}"
-        try:
-            self.settings  # noqa: B018 - validates the extras first, so their error is named as theirs
+            self.settings  # noqa: B018 - the extras first (rate limit, its store...): their error named as theirs
         except Code42ConfigError as exc:
             return False, f"Invalid connection settings: {exc}"
         try:
