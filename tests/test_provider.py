@@ -77,8 +77,8 @@ def test_the_form_fields_and_the_validation_are_one_table():
         for s in (s for table in tables for s in table.settings()):
             schema = form[s.name]["schema"]
             assert schema["title"] == s.label and form[s.name]["description"] == s.description
-            assert schema["type"] == ({bool: "boolean", int: "integer", float: "number", str: "string"}[s.kind]
-                                      if not s.nullable else [{int: "integer"}[s.kind], "null"])
+            assert schema["type"] == ({bool: "boolean", int: "integer", float: "number"}[s.kind]
+                                      if not s.optional else [{int: "integer", str: "string"}[s.kind], "null"])
             if "minimum" in schema:  # the form's bound is the hook's bound
                 table = next(t for t in tables if s.name in t.names())
                 table.from_extra("c", {s.name: schema["minimum"]}, besides=tables)

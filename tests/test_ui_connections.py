@@ -144,6 +144,8 @@ def test_authorize_from_the_connections_list(api_server, browser_page, sandbox):
         field = dialog.locator(f"input[name=element_{s.name}]")
         if s.kind is bool:
             assert field.get_attribute("type") == "checkbox" and field.is_checked() is s.default
+        elif s.kind is str:
+            assert field.input_value() == s.default, s.name
         else:
             assert float(field.input_value()) == s.default, s.name
     dialog.locator("input[name=element_max_retries]").fill("2")

@@ -59,10 +59,15 @@ class Setting:
             raise ValueError(f"{where}: extra {self.name}: {problem}")
         return parsed
 
+    @property
+    def optional(self) -> bool:
+        """The form may leave it empty: nullable, or a text whose default is empty (e.g. no store)."""
+        return self.nullable or (self.kind is str and not self.default)
+
     def form_field(self, default: Any) -> dict:
         """This setting as an Airflow ``conn-fields`` entry (label, help, JSON Schema)."""
-        schema: dict[str, Any] = {"type": [_JSON_TYPES[self.kind], "null"] if self.nullable else _JSON_TYPES[self.kind]}
-        if default is not None:
+        schema: dict[str, Any] = {"type": [_JSON_TYPES[self.kind], "null"] if self.optional else _JSON_TYPES[self.kind]}
+        if default is not None and default != "":
             schema["default"] = default
         schema.update({key: getattr(self, key) for key in ("minimum", "maximum") if getattr(self, key) is not None})
         return {"label": self.label, "description": self.description, "schema": schema}
