@@ -115,6 +115,24 @@ def airflow_db():
     return _AIRFLOW_HOME
 
 
+@pytest.fixture(scope="session")
+def pristine_metadata_db(tmp_path_factory) -> Path:
+    """An Airflow metadata DB (SQLite) just migrated, never used: `airflow db migrate` once a session
+    (it takes a minute or more on a loaded 2-core machine); a test that needs an empty metadata DB
+    of its own copies the file (see ``copy_metadata_db``)."""
+    path = tmp_path_factory.mktemp("pristine-airflow") / "airflow.db"
+    env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{path}"}
+    subprocess.run([str(Path(sys.executable).parent / "airflow"), "db", "migrate"], check=True,
+                   capture_output=True, env=env)
+    return path
+
+
+def copy_metadata_db(pristine: Path, home: Path) -> str:
+    """A fresh copy of the pristine metadata DB in ``home``: its SQLAlchemy URL."""
+    shutil.copyfile(pristine, home / "airflow.db")
+    return f"sqlite:///{home / 'airflow.db'}"
+
+
 
 def legacy_warehouse(engine, version: int) -> None:
     """Make ``engine``'s empty warehouse what the code before Alembic left at schema ``version``: the

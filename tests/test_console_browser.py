@@ -12,12 +12,12 @@ import secrets
 
 import pytest
 import requests
-from airflow_stack import airflow, free_port, start, stop, wait_healthy
+from airflow_stack import free_port, start, stop, wait_healthy
 from test_console import SCRIPT, view  # noqa: F401 - view is a fixture
 from test_html_report import chromium, hostile  # noqa: F401 - fixtures
 from test_report_views import A, B, dataset  # noqa: F401 - dataset is a fixture
 
-from conftest import ROOT
+from conftest import ROOT, copy_metadata_db
 from securitycoach.console import CSP
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ PAGES = {  # path under /securitycoach -> (element id, text it must hold)
 
 
 @pytest.fixture
-def api_server(view, tmp_path):  # noqa: F811 - the imported fixture
+def api_server(view, tmp_path, pristine_metadata_db):  # noqa: F811 - the imported fixture
     """An api-server with the project's plugins, the simple auth manager (user admin, a fresh password)
     and the view's warehouse as the warehouse connection; yields its base URL and the password."""
     port, home = free_port(), tmp_path / "airflow"
@@ -48,7 +48,7 @@ def api_server(view, tmp_path):  # noqa: F811 - the imported fixture
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": copy_metadata_db(pristine_metadata_db, home),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(48),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
@@ -57,7 +57,6 @@ def api_server(view, tmp_path):  # noqa: F811 - the imported fixture
         "AIRFLOW_CONN_SECURITYCOACH_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": view.url.database}),
         "SECURITYCOACH_DATA_DIR": str(tmp_path / "data"),
     })
-    airflow(env, "db", "migrate", timeout=300)
     process = start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
     try:
         wait_healthy(port, process, home)

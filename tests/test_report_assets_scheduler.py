@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from airflow_stack import airflow, airflow_env, start, stop, wait_healthy
+from airflow_stack import airflow, airflow_env, runs, start, stop, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -34,12 +34,6 @@ tenants:
     pages_in_flight: 2
 """
 DEADLINE_S = 600
-
-
-def _runs(env, dag_id) -> list[dict]:
-    out = airflow(env, "dags", "list-runs", dag_id, "-o", "json")
-    table = [line for line in out.splitlines() if line.startswith("[")]  # log lines may come first
-    return json.loads(table[-1]) if table else []
 
 
 @pytest.mark.timeout(1200)
@@ -74,16 +68,16 @@ def test_a_tenants_load_triggers_only_its_own_report_dag_through_the_scheduler(
         airflow(env, "dags", "trigger", "code42_sync_acme", "--logical-date", end.isoformat())
         deadline = time.monotonic() + DEADLINE_S
         while time.monotonic() < deadline:
-            syncs, reports = _runs(env, "code42_sync_acme"), _runs(env, "securitycoach_report_acme")
+            syncs, reports = runs(env, "code42_sync_acme"), runs(env, "securitycoach_report_acme")
             if (syncs and all(r["state"] in ("success", "failed") for r in syncs)
                     and reports and all(r["state"] in ("success", "failed") for r in reports)):
                 break
             assert scheduler.poll() is None, (home / "scheduler.log").read_text()[-4000:]
             time.sleep(3)
         else:
-            raise AssertionError(f"no finished report run in {DEADLINE_S} s: {_runs(env, 'securitycoach_report_acme')}"
+            raise AssertionError(f"no finished report run in {DEADLINE_S} s: {runs(env, 'securitycoach_report_acme')}"
                                  + (home / "scheduler.log").read_text()[-3000:])
-        default_runs = _runs(env, "securitycoach_report")
+        default_runs = runs(env, "securitycoach_report")
     finally:
         for process in (scheduler, api):
             if process:

@@ -16,12 +16,12 @@ import secrets
 
 import pytest
 import requests
-from airflow_stack import airflow, free_port, start, stop, wait_healthy
+from airflow_stack import free_port, start, stop, wait_healthy
 from test_html_report import chromium  # noqa: F401 - a fixture
 
 from apiclient.settings import ApiSettings
 from code42_hook.provider_info import RATE_LIMITS
-from conftest import ROOT
+from conftest import ROOT, copy_metadata_db
 from knowbe4_hook.settings import EventsSettings
 
 # Measured on the loaded 2-core machine (load average ~14): db migrate + api-server start 101 s, the
@@ -35,7 +35,7 @@ SHOTS = ROOT / "build"
 
 
 @pytest.fixture(scope="module")
-def api_server(tmp_path_factory):
+def api_server(tmp_path_factory, pristine_metadata_db):
     """``airflow api-server`` on loopback with the project installed, connection tests enabled."""
     home = tmp_path_factory.mktemp("airflow-ui")
     (home / "dags").mkdir()
@@ -47,12 +47,11 @@ def api_server(tmp_path_factory):
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": copy_metadata_db(pristine_metadata_db, home),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(48),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
     })
-    airflow(env, "db", "migrate", timeout=300)
     process = start(env, home, "api-server", "api-server", "-H", "127.0.0.1", "-p", str(port))
     try:
         wait_healthy(port, process, home)
