@@ -19,9 +19,12 @@ venv: $(VENV)/.synced
 demo: venv
 	$(PY) scripts/demo.py
 
+# -n auto: one pytest-xdist worker per core (most tests wait on a sandbox, PostgreSQL or an Airflow
+# component, so one process leaves a core idle); --dist loadfile: a module's tests in one worker,
+# so module-scoped fixtures (an api-server, a sandbox) start once.
 test: venv
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 lint: venv
 	$(VENV)/bin/ruff check .

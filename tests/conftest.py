@@ -22,6 +22,7 @@ os.environ.update(
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from contextlib import contextmanager
 
@@ -38,6 +39,26 @@ PG_ADMIN_URL = os.environ.get("SECURITYCOACH_TEST_PG", "postgresql+psycopg://pos
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+# Figures a test measures (the Celery test's rates, say) for the end of the run: a test writes them
+# with report_figures(); the run's terminal summary prints those written since it began. A file, not
+# a print: under pytest-xdist a test runs in a worker whose output the terminal never shows.
+FIGURES = ROOT / "build" / "test-figures"
+_SESSION_STARTED = time.time()
+
+
+def report_figures(name: str, text: str) -> None:
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    (FIGURES / f"{name}.txt").write_text(text.rstrip() + "\n", encoding="utf-8")
+
+
+def pytest_terminal_summary(terminalreporter):
+    written = [p for p in sorted(FIGURES.glob("*.txt")) if p.stat().st_mtime >= _SESSION_STARTED]
+    if written:
+        terminalreporter.write_sep("=", "figures measured by the tests (build/test-figures)")
+        for path in written:
+            terminalreporter.write_line(f"{path.stem}: {path.read_text(encoding='utf-8').rstrip()}")
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ from airflow_stack import (
 )
 from pipeline import sync_interval, use_sandbox
 
-from conftest import PG_ADMIN_URL, fresh_schema
+from conftest import PG_ADMIN_URL, fresh_schema, report_figures
 from securitycoach.warehouse import create_warehouse_engine, migrate
 from securitycoach.warehouse import schema as t
 
@@ -155,7 +155,7 @@ def _rows(schema: str) -> dict[str, list[tuple]]:
 # Bounded by its own waits: db migrate (300 s), the api-server (120 s), the backfill (DEADLINE_S).
 @pytest.mark.timeout(900)
 def test_two_celery_workers_share_one_rate_limit(tmp_path, celery_sandbox, pg_schema, reference_schema, metadata_db,
-                                                 redis_namespace, monkeypatch, capsys):
+                                                 redis_namespace, monkeypatch):
     sandbox = celery_sandbox
     tenants = TENANTS_FILE.format(tenant_uid=sandbox.tenant_id)
     env, port, home = airflow_env(tmp_path, sandbox, pg_schema, metadata_db, tenants, executor="CeleryExecutor")
@@ -217,16 +217,16 @@ def test_two_celery_workers_share_one_rate_limit(tmp_path, celery_sandbox, pg_sc
     compared = sum(len(rows) for name, rows in expected.items() if name != "code42_actor")
 
     tables = ", ".join(f"{name} {len(rows)}" for name, rows in expected.items())
-    with capsys.disabled():
-        print(f"\nCelery: set-up {prepared:.0f} s, components {components_up:.0f} s, {HOURS} runs {took:.0f} s; "
+    figures = [(f"set-up {prepared:.0f} s, components {components_up:.0f} s, {HOURS} runs {took:.0f} s; "
               f"{WORKERS} workers ran {tasks} task attempts ({extracts} extracts); {requests} Code42 requests over {span:.0f} s: "
               f"busiest 60 s {busiest} / {LIMIT} allowed ({busiest / LIMIT:.2f}), "
               f"mean {60 * requests / max(span, 1):.1f}/min; 429s {stats.get('n_429', 0)}; "
-              f"rows compared {compared} ({tables})")
+              f"rows compared {compared} ({tables})")]
+    report_figures("celery_workers", figures[0])  # before the checks: a failed run's figures show too
 
     assert stats.get("n_429", 0) == 0, stats["by_status"]
     assert busiest <= LIMIT + 1  # a sample's second of slack; the sandbox's own window said no 429
-    # How close the busiest minute came to the limit is printed above, not asserted: how much the two
+    # How close the busiest minute came to the limit is reported above, not asserted: how much the two
     # runs' extractions overlap depends on how fast the workers pick their tasks up, and a run where
     # they barely overlap proves nothing either way (the spacing itself is tested in
     # test_shared_throttle.py with two processes on one Redis key).
@@ -236,12 +236,12 @@ def test_two_celery_workers_share_one_rate_limit(tmp_path, celery_sandbox, pg_sc
             continue
         assert got[name] == expected[name], name
     # Actors: every actor the single-process run resolved, the Celery runs resolved too (by id; how
-    # many rows differ in content or are extra is printed: the DAG's runs are not the pipeline's
+    # many rows differ in content or are extra is reported: the DAG's runs are not the pipeline's
     # steps alone, see the report of issue 19).
     got_ids, expected_ids = ({row[1] for row in rows["code42_actor"]} for rows in (got, expected))
     assert expected_ids <= got_ids
     differing = len(set(got["code42_actor"]) ^ set(expected["code42_actor"])) // 2
-    with capsys.disabled():
-        print(f"code42_actor: {len(got_ids)} ids in the Celery warehouse, {len(expected_ids)} in the "
-              f"single-process one, all of those present; {len(got_ids - expected_ids)} extra, "
-              f"~{differing} rows differing in content")
+    figures.append(f"code42_actor: {len(got_ids)} ids in the Celery warehouse, {len(expected_ids)} in the "
+                   f"single-process one, all of those present; {len(got_ids - expected_ids)} extra, "
+                   f"~{differing} rows differing in content")
+    report_figures("celery_workers", "\n".join(figures))
