@@ -41,6 +41,12 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first (in their order; the rest keep theirs): under pytest-xdist each starts as
+    soon as a worker is free, instead of one of them keeping a worker busy after the rest are done."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 # Figures a test measures (the Celery test's rates, say) for the end of the run: a test writes them
 # with report_figures(); the run's terminal summary prints those written since it began. A file, not
 # a print: under pytest-xdist a test runs in a worker whose output the terminal never shows.
