@@ -21,10 +21,12 @@ demo: venv
 
 # -n auto: one pytest-xdist worker per core (most tests wait on a sandbox, PostgreSQL or an Airflow
 # component, so one process leaves a core idle); --dist loadfile: a module's tests in one worker,
-# so module-scoped fixtures (an api-server, a sandbox) start once.
+# so module-scoped fixtures (an api-server, a sandbox) start once; --no-loadscope-reorder: modules
+# in collection order, where the slow ones come first (xdist would otherwise hand out the modules
+# with the most tests first, and the single long tests last).
 test: venv
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -34,6 +34,12 @@ PAGES = {  # path under /securitycoach -> (element id, text it must hold)
 }
 
 
+# The longest one browser step may wait. Airflow's single-page app (its login page, its nav) is
+# megabytes of script: on the 2-core machine, with a scheduler test in the other xdist worker, a
+# step of it took more than 30 s once.
+UI_WAIT_MS = 120_000
+
+
 @pytest.fixture
 def api_server(view, tmp_path, pristine_metadata_db):  # noqa: F811 - the imported fixture
     """An api-server with the project's plugins, the simple auth manager (user admin, a fresh password)
@@ -108,7 +114,7 @@ def test_view_in_headless_chromium(api_server, chromium):  # noqa: F811
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(UI_WAIT_MS)
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             ours = f"{base}/securitycoach"
             # what the view's pages (also inside Airflow's iframe) load from anywhere but the view itself
@@ -138,7 +144,7 @@ def test_view_in_headless_chromium(api_server, chromium):  # noqa: F811
             # Airflow's own UI: the nav entry opens the view inside it
             page.goto(f"{base}/")
             page.get_by_role("link", name="SecurityCoach").first.click()
-            page.wait_for_url("**/plugin/securitycoach")
+            page.wait_for_url("**/plugin/securitycoach", wait_until="commit")
             frame = page.frame_locator("iframe").first
             inside = frame.locator("#tenants").inner_text()
             page.screenshot(path=str(shots / "console-in-airflow.png"), full_page=True)

@@ -30,7 +30,7 @@ from knowbe4_hook.settings import EventsSettings
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ADMIN_PASSWORD = secrets.token_urlsafe(12)
-WAIT_MS = 30_000  # the longest any single browser step may wait
+WAIT_MS = 120_000  # the longest one browser step may wait (Airflow's UI under load: see test_console_browser)
 SHOTS = ROOT / "build"
 
 
