@@ -102,6 +102,25 @@ def test_view_needs_airflow_login(api_server):
     assert [(v["name"], v["href"], v["destination"]) for v in views] == [("SecurityCoach", "/securitycoach/", "nav")]
 
 
+def open_nav_entry(page, base: str, shots, tries: int = 4) -> None:
+    """From Airflow's home page, click the SecurityCoach entry of its nav until the entry's page is
+    open. Twice in `make test` runs under xdist (2026-12-02, a scheduler test in the other worker) a
+    click went nowhere, the URL left at the home page for minutes; the cause is not known (the app
+    still rendering is the guess). A miss keeps a screenshot (build/console-nav-miss-N.png) and
+    loads the home page again before the next click."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, tries + 1):
+        page.goto(f"{base}/")
+        page.get_by_role("link", name="SecurityCoach").first.click()
+        try:
+            page.wait_for_url("**/plugin/securitycoach", wait_until="commit", timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            page.screenshot(path=str(shots / f"console-nav-miss-{attempt}.png"), full_page=True)
+    raise AssertionError(f"the SecurityCoach nav entry did not open its page in {tries} tries: at {page.url}")
+
+
 @pytest.mark.parametrize("warehouse", ["sqlite"], indirect=True)
 def test_view_in_headless_chromium(api_server, chromium):  # noqa: F811
     from playwright.sync_api import sync_playwright
@@ -142,9 +161,7 @@ def test_view_in_headless_chromium(api_server, chromium):  # noqa: F811
             hostile_html = page.inner_html("#person")
 
             # Airflow's own UI: the nav entry opens the view inside it
-            page.goto(f"{base}/")
-            page.get_by_role("link", name="SecurityCoach").first.click()
-            page.wait_for_url("**/plugin/securitycoach", wait_until="commit")
+            open_nav_entry(page, base, shots)
             frame = page.frame_locator("iframe").first
             inside = frame.locator("#tenants").inner_text()
             page.screenshot(path=str(shots / "console-in-airflow.png"), full_page=True)
