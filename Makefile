@@ -21,7 +21,7 @@ demo: venv
 
 # pytest-xdist: TEST_WORKERS worker processes (`make test TEST_WORKERS=1` for one). Most tests wait on
 # a sandbox, PostgreSQL or an Airflow component, so one process leaves a 2-core machine half idle:
-# there (2026-12-02, fresh clones) plain pytest took 18.4 minutes, 2 workers 11, 3 workers 9. --dist loadfile:
+# there (2026-12-02, fresh clones) plain pytest took 18.4 minutes, 2 workers 11, 3 workers 7.5-9. --dist loadfile:
 # a module's tests in one worker, so module-scoped fixtures (an api-server, a sandbox) start once;
 # --no-loadscope-reorder: modules in collection order, where the slow ones come first (xdist would
 # otherwise hand out the modules with the most tests first, and the single long tests last).
